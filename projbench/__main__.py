@@ -1,0 +1,3 @@
+from projbench.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Measurement suites: distortion, speed, memory, accuracy (one module each)."""

@@ -1,0 +1,221 @@
+"""The :class:`Projection` base class every projection plugin derives from.
+
+A projection is a linear map P ∈ R^{D×d} held as an ``nn.Module`` whose random state lives in
+buffers (so ``.to()`` and ``state_dict`` work). It is sampled from a CPU
+``torch.Generator`` seeded with ``seed``, so the same seed gives the same matrix on every device.
+
+* ``forward(theta)``: (..., d) -> (..., D), θ ↦ P θ
+* ``adjoint(y)``: (..., D) -> (..., d), y ↦ Pᵀ y, the exact transpose
+* normalisation: E‖P e_j‖² = 1 for every column j, so E‖Pθ‖² = ‖θ‖²
+* the JL sketch of P is S = √(D/d)·Pᵀ : R^D → R^d with E‖Sx‖² = ‖x‖² (:meth:`sketch`)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from projbench.errors import InvalidArgumentError
+
+_BASE_ARGS = ("self", "d", "D", "seed", "device", "dtype")
+
+
+def _check_positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_last_dim(x: object, expected: int, what: str, cls_name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise InvalidArgumentError(f"{cls_name}.{what} expects a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[-1] != expected:
+        raise InvalidArgumentError(
+            f"{cls_name}.{what} expects a tensor of shape (..., {expected}), got {tuple(x.shape)}"
+        )
+
+
+class Projection(nn.Module):
+    """Base class of every projection; see the module docstring for the contract.
+
+    Subclasses set ``name``, call ``super().__init__(d, D, seed=..., device=..., dtype=...)``,
+    register their random state as buffers and implement :meth:`forward` and :meth:`adjoint`.
+    Projection-specific options are extra keyword-only arguments of ``__init__``; they are
+    discovered from the signature (:meth:`option_names`).
+    Input shapes of ``forward`` and ``adjoint`` are checked for every subclass.
+    """
+
+    name: ClassVar[str] = ""
+    #: one line for ``projbench list projections``
+    summary: ClassVar[str] = ""
+
+    d: int
+    D: int
+    seed: int
+
+    def __init__(
+        self,
+        d: int,
+        D: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        self.d = _check_positive_int(d, "d (subspace dimension)")
+        self.D = _check_positive_int(D, "D (number of parameters)")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
+        if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            raise InvalidArgumentError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        self.seed = seed
+        self._init_dtype = dtype
+        self._init_device = torch.device(device) if device is not None else torch.device("cpu")
+
+    # -- shape checking wrapped around every subclass's forward/adjoint ---------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method, size_attr in (("forward", "d"), ("adjoint", "D")):
+            fn = cls.__dict__.get(method)
+            if fn is not None and not getattr(fn, "_projbench_checked", False):
+                setattr(cls, method, _checked(fn, method, size_attr))
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """θ ↦ Pθ, shape (..., d) -> (..., D)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """y ↦ Pᵀy, shape (..., D) -> (..., d)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement adjoint()")
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the projection's state (follows ``.to()``)."""
+        return self._reference_tensor().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the projection's state (follows ``.to()``)."""
+        return self._reference_tensor().dtype
+
+    # -- derived operations ---------------------------------------------------------------
+    def sketch(self, x: torch.Tensor) -> torch.Tensor:
+        """The JL sketch S x = √(D/d)·Pᵀx, shape (..., D) -> (..., d); E‖Sx‖² = ‖x‖²."""
+        return self.adjoint(x) * math.sqrt(self.D / self.d)
+
+    def memory_bytes(self) -> int:
+        """Bytes of state held in buffers and parameters (sparse tensors: indices + values)."""
+        total = 0
+        for t in list(self.buffers()) + list(self.parameters()):
+            total += tensor_bytes(t)
+        return total
+
+    @torch.no_grad()
+    def to_dense(self) -> torch.Tensor:
+        """The (D, d) matrix P, computed as the forward of the identity; for small sizes."""
+        ref = self._reference_tensor()
+        eye = torch.eye(self.d, dtype=ref.dtype, device=ref.device)
+        return self.forward(eye).T.contiguous()
+
+    def _reference_tensor(self) -> torch.Tensor:
+        for t in list(self.buffers()) + list(self.parameters()):
+            if t.is_floating_point():
+                return t
+        return torch.empty(0, dtype=self._init_dtype, device=self._init_device)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Projection-specific keyword options accepted by ``__init__`` (beyond d, D, seed…)."""
+        params = inspect.signature(cls.__init__).parameters
+        return [
+            p.name
+            for p in params.values()
+            if p.name not in _BASE_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        params = inspect.signature(cls.__init__).parameters
+        return {
+            n: params[n].default
+            for n in cls.option_names()
+            if params[n].default is not inspect.Parameter.empty
+        }
+
+    def extra_repr(self) -> str:
+        return f"d={self.d}, D={self.D}, seed={self.seed}"
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Storage bytes of a dense or sparse (COO/CSR/CSC) tensor."""
+    if t.layout == torch.sparse_coo:
+        t = t.coalesce()
+        return tensor_bytes(t.indices()) + tensor_bytes(t.values())
+    if t.layout in (torch.sparse_csr, torch.sparse_bsr):
+        return sum(
+            tensor_bytes(x) for x in (t.crow_indices(), t.col_indices(), t.values())
+        )
+    if t.layout in (torch.sparse_csc, torch.sparse_bsc):
+        return sum(
+            tensor_bytes(x) for x in (t.ccol_indices(), t.row_indices(), t.values())
+        )
+    return t.numel() * t.element_size()
+
+
+def _checked(fn: Callable[..., torch.Tensor], method: str, size_attr: str) -> Callable[..., torch.Tensor]:
+    @functools.wraps(fn)
+    def wrapper(self: Projection, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        _check_last_dim(x, getattr(self, size_attr), method, type(self).__name__)
+        return fn(self, x, *args, **kwargs)
+
+    wrapper._projbench_checked = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def jl_min_dim(n_points: int, eps: float) -> int:
+    """Smallest k of the JL lemma (Dasgupta–Gupta): k ≥ 4 ln n / (ε²/2 − ε³/3).
+
+    For ``n_points`` points, a Gaussian sketch to k dimensions preserves all pairwise squared
+    distances within 1 ± ε with positive probability.
+    """
+    if n_points < 1:
+        raise InvalidArgumentError(f"n_points must be >= 1, got {n_points}")
+    if not 0 < eps < 1:
+        raise InvalidArgumentError(f"eps must lie in (0, 1), got {eps}")
+    return max(1, math.ceil(4 * math.log(max(n_points, 2)) / (eps**2 / 2 - eps**3 / 3)))
+
+
+def make_projection(
+    name: str,
+    d: int,
+    D: int,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    **options: Any,
+) -> Projection:
+    """Build the registered projection ``name`` as a (D, d) map on ``device``.
+
+    ``options`` are the projection's own keyword options (see ``projbench list projections``);
+    an unknown option raises :class:`InvalidArgumentError` listing the accepted ones.
+    """
+    from projbench.manager import get_registry
+
+    cls = get_registry("projections").get(name)
+    accepted = cls.option_names()
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = ", ".join(f"{k}={v!r}" for k, v in cls.option_defaults().items()) or "no options"
+        raise InvalidArgumentError(
+            f"projection {name!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}"
+        )
+    proj = cls(d, D, seed=seed, device=device, dtype=dtype, **options)
+    return proj.to(device) if device is not None else proj

@@ -1,0 +1,87 @@
+"""The suite contract: a registered, testable unit of measurement that ``projbench run`` composes.
+
+A :class:`Suite` turns the run's projections and :class:`RunSettings` into a list of
+:class:`Case` objects and measures one case at a time, returning a :class:`CaseOutcome`.
+The runner records every outcome as one ``case`` line of the results file; a case that
+raises is recorded as ``failed`` with its error, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass
+class RunSettings:
+    """What the user chose for a run (shared by every suite).
+
+    ``options`` are projection-specific keyword options (``-o key=value``), passed to
+    :func:`projbench.make_projection` for every projection that accepts them.
+    ``quick`` asks suites for their small default grid (the main job must stay under a minute).
+    """
+
+    device: str = "cpu"
+    seed: int = 0
+    dtype: str = "float32"
+    options: dict[str, Any] = field(default_factory=dict)
+    quick: bool = True
+    data_dir: str | None = None
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                "bfloat16": torch.bfloat16}[self.dtype]
+
+
+@dataclass
+class Case:
+    """One measurement: a suite applied to one projection with concrete parameters."""
+
+    suite: str
+    projection: str
+    params: dict[str, Any]
+    architecture: str | None = None
+    dataset: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identifier used to skip cases already recorded when a run resumes."""
+        blob = json.dumps(
+            [self.suite, self.projection, self.architecture, self.dataset, self.params],
+            sort_keys=True, default=str,
+        )
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class CaseOutcome:
+    """What a suite measured for one case.
+
+    ``status`` is ``ok``, ``diverged`` (training hit a NaN/inf loss) or ``skipped`` (with the
+    reason in ``error``); ``failed`` is set by the runner when ``run_case`` raises.
+    ``stats`` are scalars shown in tables; ``samples`` raw measurements (kept small).
+    """
+
+    stats: dict[str, Any]
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    error: str | None = None
+
+
+@runtime_checkable
+class Suite(Protocol):
+    """A measurement suite. ``table_columns`` are (header, stats key) for the summary table."""
+
+    name: ClassVar[str] | str
+    description: ClassVar[str] | str
+    table_columns: ClassVar[tuple[tuple[str, str], ...]] | tuple[tuple[str, str], ...]
+
+    def cases(self, projections: list[str], settings: RunSettings) -> list[Case]: ...
+
+    def run_case(self, case: Case, settings: RunSettings) -> CaseOutcome: ...
