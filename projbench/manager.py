@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from projbench import hookspecs
+from projbench.errors import ProjbenchError, UnknownNameError
 from projbench.registry import Registry
 
 #: (plugin name, module) of the plugins that ship with projbench.
@@ -112,7 +113,7 @@ def _build_manager() -> _State:
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - any import error of a third-party plugin
+        except Exception as exc:  # noqa: BLE001 - any import error of a plugin
             warnings.warn(
                 f"projbench plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
                 f"{type(exc).__name__}: {exc}",
@@ -156,8 +157,6 @@ def reset() -> None:
 
 def get_registry(kind: str) -> Registry[Any]:
     """The filled registry of ``kind`` (one of :data:`REGISTRY_HOOKS`)."""
-    from projbench.errors import UnknownNameError
-
     state = _state_or_build()
     if kind not in REGISTRY_HOOKS:
         raise UnknownNameError(
@@ -169,7 +168,20 @@ def get_registry(kind: str) -> Registry[Any]:
         # Call each implementation on its own so the registry knows which plugin adds what.
         for impl in reversed(hook.get_hookimpls()):
             registry.current_plugin = impl.plugin_name
-            impl.function(registry=registry)
+            try:
+                impl.function(registry=registry)
+            except ProjbenchError:
+                raise  # e.g. a duplicate name: ambiguous, must be fixed by the user
+            except Exception as exc:
+                warnings.warn(
+                    f"projbench plugin {impl.plugin_name!r} failed while registering {kind} and "
+                    f"is skipped for them: {type(exc).__name__}: {exc}",
+                    PluginLoadWarning,
+                    stacklevel=2,
+                )
+                info = state.meta.get(impl.plugin_name)
+                if info is not None:
+                    info.error = f"registering {kind}: {type(exc).__name__}: {exc}"
         registry.current_plugin = "<direct>"
         state.registries[kind] = registry
     return state.registries[kind]

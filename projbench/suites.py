@@ -32,6 +32,22 @@ class RunSettings:
     quick: bool = True
     data_dir: str | None = None
 
+    def projection_options(self, name: str) -> dict[str, Any]:
+        """The subset of ``options`` that projection ``name`` accepts (others are for others)."""
+        from projbench.manager import get_registry
+
+        accepted = set(get_registry("projections").get(name).option_names())
+        return {k: v for k, v in self.options.items() if k in accepted}
+
+    def make_projection(self, name: str, d: int, D: int, *, seed: int | None = None) -> Any:
+        """Build projection ``name`` with this run's device, dtype, seed and options."""
+        from projbench.projection import make_projection
+
+        return make_projection(
+            name, d, D, seed=self.seed if seed is None else seed, device=self.device,
+            dtype=self.torch_dtype, **self.projection_options(name),
+        )
+
     @property
     def torch_dtype(self) -> torch.dtype:
         return {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,

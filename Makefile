@@ -1,0 +1,39 @@
+# Every target creates the virtual environment on first use (from pyproject.toml only).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.projbench-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-slow bench lint clean-venv
+
+$(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./plugins/projbench-srht
+	touch $(STAMP)
+
+## make run: the main job — every suite for fastjl on the embedded defaults (< 1 min on 2 cores)
+run: $(STAMP)
+	$(VENV)/bin/projbench run --proj fastjl
+
+## make test: the default test suite (slow tests excluded; real-data tests need PROJBENCH_DATA)
+# pytest exits 5 when no test was collected (e.g. all deselected): say so instead of a bare failure.
+test: $(STAMP)
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing to check, not a failure"; exit 0; fi; \
+	exit $$rc
+
+## make test-slow: only the long, real-data tests
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+## make bench: benchmarks; writes side-by-side ratios to results/
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench_fwht
+	$(PY) -m benchmarks.bench_projections
+	$(PY) -m benchmarks.bench_subspace
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check projbench tests plugins benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

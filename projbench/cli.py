@@ -1,0 +1,328 @@
+"""The ``projbench`` command line: a thin click group that parses, delegates and prints.
+
+Progress bars and result tables go to stderr (rich); data — listings, result file paths,
+figure paths — go to stdout, so ``projbench run … > path.txt`` captures what was written.
+Every :class:`projbench.ProjbenchError` becomes a one-line ``Error: …`` and exit status 1.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from projbench import __version__
+from projbench.errors import InvalidArgumentError, ProjbenchError
+from projbench.manager import REGISTRY_HOOKS, get_plugin_manager, get_registry, plugin_infos
+
+KINDS = tuple(REGISTRY_HOOKS)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+class ProjbenchGroup(click.Group):
+    """Adds plugin commands lazily and turns ProjbenchError into a one-line error."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            get_plugin_manager().hook.projbench_register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ProjbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=ProjbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="projbench")
+def cli() -> None:
+    """Benchmark random projections for subspace training of neural networks.
+
+    \b
+    Start here:
+      projbench list                 what is installed (projections, architectures, ...)
+      projbench run --proj fastjl    every suite on the small embedded defaults (< 1 min)
+      projbench report runs/         tables and PNG figures from result files
+      projbench intrinsic-dim --arch fc --dataset mnist --proj fastfood
+    """
+    warnings.showwarning = _show_warning
+
+
+# ------------------------------------------------------------------------------------------
+# list / plugins
+# ------------------------------------------------------------------------------------------
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _count_params_meta(arch: Any, shape: tuple[int, ...], classes: int) -> int | None:
+    """D of an architecture for a dataset shape, built on the meta device (no memory)."""
+    import torch
+
+    if arch.supports is not None and not arch.supports(shape):
+        return None
+    try:
+        with torch.device("meta"):
+            model = arch.build(shape, classes)
+    except ProjbenchError:
+        return None
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _listing(kind: str) -> tuple[list[str], list[list[str]]]:
+    registry = get_registry(kind)
+    rows: list[list[str]] = []
+    if kind == "projections":
+        header = ["name", "plugin", "options (defaults)", "summary"]
+        for name, cls in registry.items():
+            opts = ", ".join(f"{k}={v!r}" for k, v in cls.option_defaults().items())
+            rows.append([name, registry.owner(name), opts or "-", cls.summary or _first_line(cls.__doc__)])
+    elif kind == "architectures":
+        datasets = get_registry("datasets").items()
+        header = ["name", "plugin", *[f"D {ds}" for ds, _ in datasets], "description"]
+        for name, arch in registry.items():
+            counts = [_count_params_meta(arch, tuple(spec.input_shape), spec.num_classes)
+                      for _, spec in datasets]
+            rows.append([name, registry.owner(name), *[f"{c:,}" if c else "-" for c in counts],
+                         arch.description])
+    elif kind == "datasets":
+        header = ["name", "plugin", "input (C,H,W)", "classes", "needs files", "description"]
+        for name, spec in registry.items():
+            rows.append([name, registry.owner(name), "×".join(map(str, spec.input_shape)),
+                         str(spec.num_classes), "yes" if spec.needs_files else "no", spec.description])
+    elif kind == "backends":
+        header = ["name", "plugin", "available", "devices", "dtypes", "description"]
+        for name, backend in registry.items():
+            rows.append([name, registry.owner(name), "yes" if backend.available() else "no",
+                         ",".join(backend.devices),
+                         ",".join(str(d).replace("torch.", "") for d in backend.dtypes), backend.description])
+    else:
+        header = ["name", "plugin", "description"]
+        for name, suite in registry.items():
+            rows.append([name, registry.owner(name), _first_line(suite.description)])
+    return header, rows
+
+
+@cli.command("list")
+@click.argument("kind", required=False, type=click.Choice([*KINDS, "all"]), default="all")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def list_command(kind: str, as_json: bool) -> None:
+    """List what is registered: projections, architectures, datasets, backends, suites.
+
+    Architectures show their parameter count D for every dataset they support.
+    """
+    kinds = list(KINDS) if kind == "all" else [kind]
+    if as_json:
+        data = {}
+        for k in kinds:
+            header, rows = _listing(k)
+            data[k] = [dict(zip(header, row)) for row in rows]
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = Console()
+    for k in kinds:
+        header, rows = _listing(k)
+        table = Table(title=k, title_justify="left")
+        for h in header:
+            table.add_column(h, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List every plugin (built-in or third-party), its version and what it registers."""
+    infos = plugin_infos()
+    if as_json:
+        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        return
+    table = Table(title="plugins", title_justify="left")
+    for h in ("plugin", "version", "kind", "module", "registers"):
+        table.add_column(h, overflow="fold")
+    for info in infos:
+        registers = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.registers.items())
+        if info.error:
+            registers = f"[red]failed to load: {info.error}[/]"
+        table.add_row(info.name, info.version, "built-in" if info.builtin else "third-party",
+                      info.module, registers or "-")
+    Console().print(table)
+
+
+# ------------------------------------------------------------------------------------------
+# run / report
+# ------------------------------------------------------------------------------------------
+def parse_option_value(raw: str) -> Any:
+    """``-o`` values: Python literals (1, 0.5, True, None, 'x') or else the plain string."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgumentError(f"-o expects key=value (e.g. -o q=0.05), got {pair!r}")
+        options[key.strip()] = parse_option_value(value.strip())
+    return options
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → cuda when available else cpu; a CUDA request without CUDA is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InvalidArgumentError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    return device
+
+
+def split_names(values: tuple[str, ...]) -> list[str]:
+    """Accept both ``--x a --x b`` and ``--x a,b``."""
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+@cli.command("run")
+@click.option("--proj", "projections", multiple=True, required=True, metavar="NAME",
+              help="Projection(s) to benchmark; repeat or comma-separate; 'all' for every one.")
+@click.option("--suite", "suites", multiple=True, metavar="NAMES",
+              help="Suites to run, e.g. distortion,speed (default: every registered suite).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
+@click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the results file.")
+@click.option("--resume", "resume_file", type=click.Path(dir_okay=False),
+              help="Continue this results file, skipping cases it already has.")
+@click.option("-o", "--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Projection option, e.g. -o q=0.05 (see `projbench list projections`).")
+@click.option("--full", is_flag=True, help="Full grids instead of the quick defaults (slow).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="PROJBENCH_DATA",
+              help="Root of torchvision-layout datasets [env PROJBENCH_DATA].")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--jobs", default=1, show_default=True, type=int, help="Local worker processes.")
+@click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: str, dtype: str, seed: int,
+                out_dir: str, resume_file: str | None, option_pairs: tuple[str, ...], full: bool,
+                data_dir: str | None, executor: str, jobs: int, address: str | None) -> None:
+    """Measure projections with the selected suites and record every case.
+
+    \b
+    With no other flags (`projbench run --proj fastjl`) every suite runs on the small
+    embedded defaults in well under a minute on a laptop CPU: JL distortion, speed, memory
+    and subspace-training accuracy on scikit-learn's digits. Results are appended to a
+    JSON-lines file whose path is printed on stdout; read it with `projbench report`.
+    """
+    from projbench.executors import make_executor
+    from projbench.report import make_progress, print_tables, stderr_console
+    from projbench.runner import default_run_path, run_benchmark
+    from projbench.suites import RunSettings
+
+    names = split_names(projections)
+    if names == ["all"]:
+        names = get_registry("projections").names()
+    suite_names = split_names(suites) or get_registry("suites").names()
+    settings = RunSettings(device=resolve_device(device), seed=seed, dtype=dtype,
+                           options=parse_options(option_pairs), quick=not full, data_dir=data_dir)
+    path = Path(resume_file) if resume_file else default_run_path(out_dir)
+    console = stderr_console()
+    progress = make_progress(console)
+    task = progress.add_task("cases", total=None, current="")
+
+    def on_start(total: int) -> None:
+        progress.update(task, total=total)
+
+    def on_record(record: dict[str, Any]) -> None:
+        label = f"{record['suite']}/{record['projection']} {record['status']}"
+        progress.update(task, advance=1, current=label)
+
+    with progress:
+        result = run_benchmark(names, suite_names, settings, path=path,
+                               executor=make_executor(executor, jobs=jobs, address=address),
+                               on_start=on_start, on_record=on_record)
+    print_tables(result.records, console)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
+    resumed = f" ({result.skipped_existing} reused from the earlier run)" if result.skipped_existing else ""
+    console.print(f"{len(result.records)} cases: {counts}{resumed} in {result.wall_s:.1f} s")
+    click.echo(str(path))
+    if any(r["status"] == "failed" for r in result.records):
+        console.print("[red]some cases failed; their errors are in the table and the results file[/]")
+
+
+@cli.command("report")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--figures", "fig_dir", type=click.Path(file_okay=False),
+              help="Directory for PNG figures (default: next to the first results file).")
+@click.option("--no-figures", is_flag=True, help="Only print tables.")
+def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool) -> None:
+    """Tables and PNG figures from one or more results files (or directories of them)."""
+    from projbench.report import print_tables, stderr_console, write_figures
+    from projbench.results import read_runs
+
+    runs = read_runs(list(paths))
+    console = stderr_console()
+    records = []
+    for run in runs:
+        state = "complete" if run.complete else "incomplete (interrupted?)"
+        torn = ", last line torn and ignored" if run.torn else ""
+        header = run.header or {}
+        console.print(f"[bold]{run.path}[/]: {len(run.cases)} cases, {state}{torn}; "
+                      f"projbench {header.get('projbench')}, torch {header.get('torch')}")
+        records.extend(run.cases)
+    print_tables(records, console)
+    if not no_figures:
+        target = Path(fig_dir) if fig_dir else runs[0].path.parent / f"{runs[0].path.stem}-figures"
+        for png in write_figures(records, target):
+            click.echo(str(png))
+
+
+def _add_optional_commands() -> None:
+    try:
+        from projbench.cli_intrinsic import intrinsic_dim
+    except ImportError:  # pragma: no cover - during development only
+        return
+    cli.add_command(intrinsic_dim)
+
+
+_add_optional_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="projbench")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

@@ -1,0 +1,281 @@
+"""The ``distortion`` suite: how well the JL sketch of a projection preserves norms and distances.
+
+For a projection P ∈ R^{D×d} the sketch is S = √(D/d)·Pᵀ : R^D → R^d (``P.sketch``), with
+E‖Sx‖² = ‖x‖². For n points x_1…x_n ∈ R^D the suite computes
+
+* norm ratios ``‖S x_i‖² / ‖x_i‖²`` (n values) and
+* pairwise ratios ``‖S(x_i − x_j)‖² / ‖x_i − x_j‖²`` (n(n−1)/2 values; computed from the Gram
+  matrices of X and SX in float64, which is exact by linearity of S),
+
+and summarises the pairwise ratios r by mean, std, max |r − 1|, the fraction outside 1 ± ε and
+the Kolmogorov–Smirnov distance of d·r to χ²_d (``norm_*`` keys hold the same for the norms).
+
+**Gaussian ideal.** If S had i.i.d. N(0, 1/d) entries, ‖Sx‖²/‖x‖² ~ χ²_d/d exactly for every
+fixed x: mean 1, std √(2/d), and P(|r − 1| > ε) = F(d(1−ε)) + 1 − F(d(1+ε)) with F the χ²_d
+cdf (scipy). These are the ``ideal_*`` keys. **JL bound.** ``jl_k`` = ``jl_min_dim(n, ε)`` =
+⌈4 ln n / (ε²/2 − ε³/3)⌉, the sketch size the JL lemma needs for all n(n−1)/2 distances to stay
+within 1 ± ε; it is reported next to the d actually used.
+
+**Inputs** (``params["input"]``), all seeded by the run's seed:
+
+* ``gaussian`` — x ~ N(0, I_D): the easy case, every projection should look χ²-like;
+* ``basis`` — standard basis vectors e_i (distinct random i): maximally sparse inputs, where a
+  sparse projection fails (S e_i is one scaled row of Pᵀ with only ~d·s non-zeros) and the
+  FJLT's randomised Hadamard preconditioning should not;
+* ``digits`` — real data: flattened images of ``projbench.load_dataset("digits")`` (8×8
+  scikit-learn digits, normalised), zero-padded or cropped to D. Skipped if that dataset is
+  not registered.
+
+**ε.** ``eps=None`` (default) picks ε = 2√(2/d) rounded to 0.01 and clipped to [0.05, 0.5]:
+two ideal standard deviations, so the ideal fraction outside is ≈ 5 % for every d and the
+measured fraction is comparable across d. Pass ``DistortionSuite(eps=0.1)`` for a fixed ε.
+
+The number of points is ``n_points`` (quick: 64), reduced for large D so that X (n × D) stays
+within ``max_points_bytes`` (the reduced n is in the ``n`` stat).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from projbench.errors import InvalidArgumentError, ResourceLimitError, UnknownNameError
+from projbench.metrics.timing import build_projection, device_unavailable
+from projbench.projection import jl_min_dim
+from projbench.suites import Case, CaseOutcome, RunSettings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+INPUT_KINDS: tuple[str, ...] = ("gaussian", "basis", "digits")
+QUICK_GRID: tuple[tuple[int, int], ...] = ((1 << 12, 128),)
+FULL_GRID: tuple[tuple[int, int], ...] = tuple(
+    (D, d) for D in (1 << 12, 1 << 14, 1 << 16, 1 << 18) for d in (64, 256, 1024) if d < D
+)
+MAX_SAMPLES = 200
+
+
+def default_eps(d: int) -> float:
+    """ε = 2√(2/d) (two ideal standard deviations of χ²_d/d), rounded, clipped to [0.05, 0.5]."""
+    return float(min(0.5, max(0.05, round(2 * math.sqrt(2 / d), 2))))
+
+
+def chi2_ideal(d: int, eps: float) -> dict[str, float]:
+    """Moments and tail of the Gaussian-sketch ratio r ~ χ²_d/d (closed forms, scipy)."""
+    from scipy.stats import chi2
+
+    return {
+        "ideal_mean": 1.0,
+        "ideal_std": math.sqrt(2.0 / d),
+        "ideal_frac_out": float(chi2.cdf(d * (1 - eps), d) + chi2.sf(d * (1 + eps), d)),
+        "ideal_q025": float(chi2.ppf(0.025, d) / d),
+        "ideal_q975": float(chi2.ppf(0.975, d) / d),
+    }
+
+
+def ratio_stats(ratios: torch.Tensor, d: int, eps: float, prefix: str = "") -> dict[str, float]:
+    """mean, std, max |r−1|, fraction with |r−1| > ε and KS distance of d·r to χ²_d."""
+    from scipy.stats import chi2, kstest
+
+    r = ratios.detach().to(torch.float64).cpu()
+    dev = (r - 1).abs()
+    ks = kstest(r.numpy() * d, chi2(d).cdf).statistic if r.numel() >= 2 else float("nan")
+    return {
+        f"{prefix}mean": float(r.mean()),
+        f"{prefix}std": float(r.std()) if r.numel() >= 2 else 0.0,
+        f"{prefix}max_dev": float(dev.max()),
+        f"{prefix}frac_out": float((dev > eps).double().mean()),
+        f"{prefix}ks": float(ks),
+    }
+
+
+def sketch_ratios(P: Any, X: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Norm and pairwise-distance ratios of the sketch ``P.sketch`` on the rows of X (n, D).
+
+    Returns (norm_ratios (n,), pair_ratios (n(n−1)/2,)) in float64. Pairs with ‖x_i−x_j‖ = 0
+    (duplicate points) are dropped. Gram matrices are accumulated in float64 over column blocks.
+    """
+    n, D = X.shape
+    dev = P.device
+    dtype = P.dtype
+    Y = torch.cat([P.sketch(X[i : i + chunk].to(dev, dtype)).to(torch.float64).cpu()
+                   for i in range(0, n, chunk)])
+    gx = torch.zeros(n, n, dtype=torch.float64)
+    step = max(1, (1 << 24) // max(n, 1))
+    for j in range(0, D, step):
+        xb = X[:, j : j + step].to(torch.float64)
+        gx += xb @ xb.T
+    gy = Y @ Y.T
+    nx, ny = gx.diagonal(), gy.diagonal()
+    keep = nx > 0
+    norm_ratios = ny[keep] / nx[keep]
+    iu = torch.triu_indices(n, n, offset=1)
+    dx = nx[iu[0]] + nx[iu[1]] - 2 * gx[iu[0], iu[1]]
+    dy = ny[iu[0]] + ny[iu[1]] - 2 * gy[iu[0], iu[1]]
+    ok = dx > 1e-9 * float(nx.max()) if n > 0 else dx > 0
+    return norm_ratios, dy[ok] / dx[ok]
+
+
+def make_points(kind: str, n: int, D: int, seed: int, data_dir: str | None = None) -> torch.Tensor:
+    """n input points (float32, shape (n, D)) of ``kind``; see the module docstring."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    if kind == "gaussian":
+        return torch.randn(n, D, generator=g)
+    if kind == "basis":
+        n = min(n, D)
+        idx = torch.randperm(D, generator=g)[:n]
+        X = torch.zeros(n, D)
+        X[torch.arange(n), idx] = 1.0
+        return X
+    if kind == "digits":
+        from projbench.datasets import load_dataset
+
+        images, _ = load_dataset("digits", "train", data_dir)
+        flat = images.reshape(images.shape[0], -1).to(torch.float32)
+        rows = torch.randperm(flat.shape[0], generator=g)[: min(n, flat.shape[0])]
+        flat = flat[rows]
+        if flat.shape[1] >= D:
+            return flat[:, :D].contiguous()
+        return torch.nn.functional.pad(flat, (0, D - flat.shape[1]))
+    raise InvalidArgumentError(f"unknown input kind {kind!r}; choose one of {', '.join(INPUT_KINDS)}")
+
+
+class DistortionSuite:
+    """JL distortion of each projection's sketch on Gaussian, basis-vector and real inputs."""
+
+    name: ClassVar[str] = "distortion"
+    description: ClassVar[str] = (
+        "JL distortion of the sketch S=√(D/d)·Pᵀ: pairwise ratios ‖S(x−y)‖²/‖x−y‖² on Gaussian, "
+        "basis-vector and digits inputs vs the Gaussian ideal χ²_d/d and the JL bound"
+    )
+    table_columns: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("input", "input"),
+        ("D", "D"),
+        ("d", "d"),
+        ("n", "n"),
+        ("mean", "mean"),
+        ("std", "std"),
+        ("ideal std", "ideal_std"),
+        ("max|r-1|", "max_dev"),
+        ("ε", "eps"),
+        ("out 1±ε", "frac_out"),
+        ("ideal out", "ideal_frac_out"),
+        ("KS", "ks"),
+        ("JL k(n,ε)", "jl_k"),
+    )
+
+    def __init__(
+        self,
+        eps: float | None = None,
+        n_points: int | None = None,
+        inputs: tuple[str, ...] = INPUT_KINDS,
+        grid: tuple[tuple[int, int], ...] | None = None,
+        max_points_bytes: int = 256 << 20,
+    ) -> None:
+        if eps is not None and not 0 < eps < 1:
+            raise InvalidArgumentError(f"eps must lie in (0, 1), got {eps}")
+        unknown = set(inputs) - set(INPUT_KINDS)
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown input kind(s) {sorted(unknown)}; choose from {', '.join(INPUT_KINDS)}"
+            )
+        self.eps = eps
+        self.n_points = n_points
+        self.inputs = tuple(inputs)
+        self.grid = grid
+        self.max_points_bytes = max_points_bytes
+
+    def cases(self, projections: list[str], settings: RunSettings) -> list[Case]:
+        """One case per projection × (D, d) × input kind (quick: D=4096, d=128, n=64)."""
+        grid = self.grid or (QUICK_GRID if settings.quick else FULL_GRID)
+        n = self.n_points or (64 if settings.quick else 256)
+        return [
+            Case(self.name, proj, {"D": D, "d": d, "input": kind, "n_points": n,
+                                   "eps": self.eps if self.eps is not None else default_eps(d)})
+            for proj in projections
+            for D, d in grid
+            for kind in self.inputs
+        ]
+
+    def run_case(self, case: Case, settings: RunSettings) -> CaseOutcome:
+        p = case.params
+        D, d, kind, eps = int(p["D"]), int(p["d"]), str(p["input"]), float(p["eps"])
+        reason = device_unavailable(settings.device)
+        if reason:
+            return CaseOutcome(stats={}, status="skipped", error=reason)
+        n = min(int(p["n_points"]), max(8, self.max_points_bytes // (4 * D)))
+        try:
+            X = make_points(kind, n, D, settings.seed, settings.data_dir)
+        except UnknownNameError as exc:
+            return CaseOutcome(stats={}, status="skipped", error=f"input {kind!r} unavailable: {exc}")
+        try:
+            P = build_projection(case.projection, d, D, seed=settings.seed, device=settings.device,
+                                 dtype=settings.torch_dtype, options=settings.options)
+        except ResourceLimitError as exc:
+            return CaseOutcome(stats={}, status="skipped", error=str(exc))
+        with torch.no_grad():
+            norm_r, pair_r = sketch_ratios(P, X)
+        n = X.shape[0]
+        stats: dict[str, Any] = {"input": kind, "D": D, "d": d, "n": n, "pairs": int(pair_r.numel()),
+                                 "eps": eps}
+        stats.update(ratio_stats(pair_r, d, eps))
+        stats.update(ratio_stats(norm_r, d, eps, prefix="norm_"))
+        stats.update(chi2_ideal(d, eps))
+        stats["std_vs_ideal"] = stats["std"] / stats["ideal_std"]
+        stats["jl_k"] = jl_min_dim(max(n, 2), eps)
+        stats["d_over_jl_k"] = d / stats["jl_k"]
+        g = torch.Generator().manual_seed(settings.seed + 1)
+        samples = {
+            "pair_ratios": _subsample(pair_r, MAX_SAMPLES, g),
+            "norm_ratios": _subsample(norm_r, MAX_SAMPLES // 2, g),
+        }
+        bad = not all(math.isfinite(v) for v in (stats["mean"], stats["std"]))
+        return CaseOutcome(stats=stats, samples=samples, status="diverged" if bad else "ok",
+                           error="non-finite sketch ratios" if bad else None)
+
+    def figure(self, records: list[dict[str, Any]]) -> Figure | None:
+        """Box plots of pairwise ratios per projection and input, one panel per (D, d), over the
+        central 95 % band of χ²_d/d."""
+        from matplotlib.figure import Figure
+
+        recs = [r for r in records if r.get("suite", self.name) == self.name
+                and r.get("status") == "ok" and r.get("samples", {}).get("pair_ratios")]
+        if not recs:
+            return None
+        panels = sorted({(int(r["params"]["D"]), int(r["params"]["d"])) for r in recs})[:6]
+        ncol = min(3, len(panels))
+        nrow = math.ceil(len(panels) / ncol)
+        fig = Figure(figsize=(5.5 * ncol, 4.2 * nrow), layout="constrained")
+        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+        for ax, (D, d) in zip(axes, panels):
+            sel = [r for r in recs if (int(r["params"]["D"]), int(r["params"]["d"])) == (D, d)]
+            sel.sort(key=lambda r: (INPUT_KINDS.index(r["params"]["input"])
+                                    if r["params"]["input"] in INPUT_KINDS else 99, r["projection"]))
+            ideal = chi2_ideal(d, float(sel[0]["params"].get("eps", default_eps(d))))
+            ax.axhspan(ideal["ideal_q025"], ideal["ideal_q975"], color="tab:green", alpha=0.15,
+                       label="χ²_d/d 95% band")
+            ax.axhline(1.0, color="k", lw=0.8)
+            data = [r["samples"]["pair_ratios"] for r in sel]
+            labels = [f"{r['projection']}\n{r['params']['input']}" for r in sel]
+            ax.boxplot(data, tick_labels=labels, showfliers=True, flierprops={"markersize": 2})
+            ax.tick_params(axis="x", labelsize=7, rotation=60)
+            ax.set_title(f"D={D:,}, d={d}")
+            ax.set_ylabel("‖S(x−y)‖² / ‖x−y‖²")
+            ax.legend(loc="upper right", fontsize=7)
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        fig.suptitle("JL distortion of the sketch S = √(D/d)·Pᵀ")
+        return fig
+
+
+def _subsample(values: torch.Tensor, k: int, g: torch.Generator) -> list[float]:
+    v = values.detach().to(torch.float64).cpu()
+    if v.numel() > k:
+        v = v[torch.randperm(v.numel(), generator=g)[:k]]
+    return [float(x) for x in v]
+
+
+__all__ = ["INPUT_KINDS", "DistortionSuite", "chi2_ideal", "default_eps",
+           "make_points", "ratio_stats", "sketch_ratios"]

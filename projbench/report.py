@@ -1,0 +1,147 @@
+"""Rich tables and progress on stderr, matplotlib figures as PNG files.
+
+Tables are built from the ``case`` records of results files; each suite declares its columns
+(``table_columns``). Records of a suite that is no longer installed still get a table, with
+the first few stats keys as columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+STATUS_STYLE = {"ok": "green", "failed": "red", "diverged": "yellow", "skipped": "dim"}
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def make_progress(console: Console) -> Progress:
+    """A progress bar for case execution, drawn on ``console`` (stderr)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=console,
+        transient=False,
+    )
+
+
+def format_value(value: Any) -> str:
+    """Compact human formatting: 4 significant digits, bytes and seconds left to the header."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ",".join(format_value(v) for v in value)
+    return str(value)
+
+
+def format_params(params: dict[str, Any] | None) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in (params or {}).items())
+
+
+def _suite_columns(suite_name: str, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    from projbench.errors import UnknownNameError
+    from projbench.manager import get_registry
+
+    try:
+        return list(get_registry("suites").get(suite_name).table_columns)
+    except UnknownNameError:
+        keys: list[str] = []
+        for r in records:
+            for k in (r.get("stats") or {}):
+                if k not in keys:
+                    keys.append(k)
+        return [(k, k) for k in keys[:6]]
+
+
+def group_by_suite(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        grouped[str(r.get("suite"))].append(r)
+    return dict(grouped)
+
+
+def suite_table(suite_name: str, records: list[dict[str, Any]]) -> Table:
+    """One table: a row per case, the suite's stats columns, the status, and the error if any."""
+    columns = _suite_columns(suite_name, records)
+    table = Table(title=f"{suite_name}", title_justify="left", show_lines=False)
+    table.add_column("projection", style="bold")
+    if any(r.get("architecture") or r.get("dataset") for r in records):
+        table.add_column("model/data")
+    table.add_column("params")
+    for header, _ in columns:
+        table.add_column(header, justify="right")
+    table.add_column("status")
+    with_model = len(table.columns) > len(columns) + 3
+    for r in records:
+        status = str(r.get("status"))
+        stats = r.get("stats") or {}
+        row = [str(r.get("projection"))]
+        if with_model:
+            row.append(f"{r.get('architecture') or '-'}/{r.get('dataset') or '-'}")
+        row.append(format_params(r.get("params")))
+        row.extend(format_value(stats.get(key)) for _, key in columns)
+        note = status if not r.get("error") else f"{status}: {str(r['error'])[:60]}"
+        row.append(f"[{STATUS_STYLE.get(status, 'white')}]{note}[/]")
+        table.add_row(*row)
+    return table
+
+
+def print_tables(records: Iterable[dict[str, Any]], console: Console) -> None:
+    for suite_name, rows in group_by_suite(records).items():
+        console.print(suite_table(suite_name, rows))
+
+
+def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """One PNG per suite that can draw its records (``suite.figure``); returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from projbench.errors import UnknownNameError
+    from projbench.manager import get_registry
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for suite_name, rows in group_by_suite(records).items():
+        try:
+            suite = get_registry("suites").get(suite_name)
+        except UnknownNameError:
+            continue
+        draw = getattr(suite, "figure", None)
+        if draw is None:
+            continue
+        ok_rows = [r for r in rows if r.get("status") == "ok"]
+        if not ok_rows:
+            continue
+        fig = draw(ok_rows)
+        if fig is None:
+            continue
+        path = out / f"{suite_name}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written

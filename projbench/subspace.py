@@ -1,0 +1,312 @@
+"""Subspace training: θ = θ₀ + P θ_d over any ``nn.Module`` (Li et al. 2018, DESIGN §6).
+
+:class:`SubspaceModel` wraps a model whose trainable parameters, flattened in
+``named_parameters()`` order, form θ ∈ R^D. At construction it
+
+* copies the initial trainable parameters into a flat, frozen buffer θ₀ ∈ R^D (``theta0``);
+  the wrapped model's own parameters are frozen (``requires_grad=False``) and re-pointed to
+  views of θ₀, so θ₀ costs no extra memory and the model's state_dict entries alias it;
+* creates θ_d ∈ R^d (``theta_d``), zeros, the **only** trainable parameter;
+* builds the projection P ∈ R^{D×d} with :func:`projbench.make_projection` (name, d, D, seed,
+  options), on the model's device and in its dtype.
+
+``forward(*args, **kwargs)`` computes θ = θ₀ + P θ_d once (one projection, one add), splits the
+flat vector into per-parameter views and calls the model through
+:func:`torch.func.functional_call` — no attribute is deleted or replaced. At θ_d = 0 the output
+equals the original model's bit for bit (P·0 = 0 exactly for a linear map). Buffers (BatchNorm
+running statistics) are not projected: the model's own buffers are used and update as usual in
+train mode. ``train()``/``eval()``/``to()`` propagate to the model and the projection.
+
+The gradient reaches θ_d through a custom autograd function whose backward is the projection's
+exact adjoint, ∂L/∂θ_d = Pᵀ ∂L/∂θ (DESIGN §4: ``adjoint`` is the exact transpose), so autograd
+does not record the projection's internal graph (e.g. the FWHT stages of Fastfood).
+
+**Per-layer projection** (``per_layer=True``): one projection P_i ∈ R^{n_i×d} per trainable
+tensor i (seeds derived from ``seed`` and i with :class:`numpy.random.SeedSequence`), each
+mapping the *whole* θ_d into that tensor: θ_i = θ₀_i + P_i θ_d / √k for k tensors. θ_d is never
+cropped, also for tensors with n_i < d. The 1/√k keeps the stacked map's columns at unit expected
+norm, E‖P e_j‖² = 1, like the global projection, so learning rates transfer.
+
+**State dict.** Saved: ``theta_d``, ``theta0``, the model's parameters (views of θ₀; a
+``torch.save`` stores the shared storage once) and buffers, and an ``_extra_state`` entry with
+the projection's *recipe* — name, seed, per_layer, options, d, D. The projection's tensors are
+**not** saved (they are non-persistent buffers): they are random, reproducible from the recipe,
+and can be large (dense: D·d floats). ``load_state_dict`` rebuilds the projection from the
+stored recipe when it differs from the current one. θ₀ is stored even though it is reproducible
+from the model's seed: D floats are cheap, and a checkpoint is then self-contained.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from projbench.errors import InvalidArgumentError
+from projbench.projection import Projection, make_projection
+
+STATE_VERSION = 1
+
+
+class _ProjectAdd(torch.autograd.Function):
+    """θ = θ₀ + scale·[P_1 θ_d; …; P_k θ_d] with backward ∂θ_d = scale·Σ_i P_iᵀ g_i.
+
+    ``slices`` are the (start, stop) ranges of each projection's output in the flat vector.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        theta_d: torch.Tensor,
+        theta0: torch.Tensor,
+        projections: tuple[Projection, ...],
+        slices: tuple[tuple[int, int], ...],
+        scale: float,
+    ) -> torch.Tensor:
+        ctx.projections = projections
+        ctx.slices = slices
+        ctx.scale = scale
+        if len(projections) == 1:
+            out = projections[0](theta_d)
+            if scale != 1.0:
+                out = out * scale
+            return torch.add(theta0, out.reshape(theta0.shape))
+        out = torch.empty_like(theta0)
+        for proj, (start, stop) in zip(projections, slices):
+            out[start:stop] = proj(theta_d)
+        if scale != 1.0:
+            out.mul_(scale)
+        return out.add_(theta0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        grad = grad.contiguous()
+        total: torch.Tensor | None = None
+        for proj, (start, stop) in zip(ctx.projections, ctx.slices):
+            g = proj.adjoint(grad[start:stop])
+            total = g if total is None else total + g
+        assert total is not None
+        if ctx.scale != 1.0:
+            total = total * ctx.scale
+        return total, None, None, None, None
+
+
+def _derived_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent 31-bit seeds derived from ``seed`` (numpy SeedSequence)."""
+    state = np.random.SeedSequence(abs(int(seed))).generate_state(count, dtype=np.uint32)
+    return [int(s) & 0x7FFFFFFF for s in state]
+
+
+class SubspaceModel(nn.Module):
+    """Train ``model`` in a random d-dimensional subspace: θ = θ₀ + P θ_d (module docstring).
+
+    Args:
+        model: any ``nn.Module``; its parameters with ``requires_grad=True`` are projected
+            (others, and all buffers, pass through unchanged). It is moved to ``device``.
+        projection: a registered projection name (``projbench.list_plugins("projections")``).
+        d: subspace dimension, the number of trainable parameters.
+        seed: seed of the projection (per-layer: the root of the per-tensor seeds).
+        per_layer: one projection per parameter tensor instead of one global P.
+        device: where the model, θ₀, θ_d and P live (default: the model's device).
+        **projection_options: the projection's own keyword options.
+    """
+
+    theta0: torch.Tensor
+
+    def __init__(
+        self,
+        model: nn.Module,
+        projection: str = "fastfood",
+        d: int = 500,
+        seed: int = 0,
+        per_layer: bool = False,
+        device: torch.device | str | None = None,
+        **projection_options: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise InvalidArgumentError(f"SubspaceModel wraps an nn.Module, got {type(model).__name__}")
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise InvalidArgumentError(f"d (subspace dimension) must be a positive integer, got {d!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
+        if device is not None:
+            model = model.to(device)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise InvalidArgumentError(
+                f"{type(model).__name__} has no trainable parameters (requires_grad=True) to project"
+            )
+        dtypes = {p.dtype for _, p in named}
+        devices = {p.device for _, p in named}
+        if len(dtypes) > 1 or len(devices) > 1:
+            raise InvalidArgumentError(
+                "all trainable parameters must share one dtype and device; got dtypes "
+                f"{sorted(map(str, dtypes))} on {sorted(map(str, devices))}: convert the model first"
+            )
+        dtype = named[0][1].dtype
+        if not dtype.is_floating_point:
+            raise InvalidArgumentError(f"trainable parameters must be floating point, got {dtype}")
+        dev = named[0][1].device
+
+        self.model = model
+        self._names: tuple[str, ...] = tuple(n for n, _ in named)
+        self._shapes: tuple[torch.Size, ...] = tuple(p.shape for _, p in named)
+        self._numels: tuple[int, ...] = tuple(p.numel() for _, p in named)
+        offsets = np.cumsum((0, *self._numels)).tolist()
+        self._slices: tuple[tuple[int, int], ...] = tuple(
+            (int(a), int(b)) for a, b in itertools.pairwise(offsets)
+        )
+        with torch.no_grad():
+            flat = torch.cat([p.detach().reshape(-1) for _, p in named]).clone()
+        self.register_buffer("theta0", flat)
+        for _, p in named:
+            p.requires_grad_(False)
+        self._tie_model_to_theta0()
+        self.theta_d = nn.Parameter(torch.zeros(d, dtype=dtype, device=dev))
+        self._recipe: dict[str, Any] = {}
+        self._build_projections(projection, seed, per_layer, dict(projection_options))
+
+    # -- projection management ------------------------------------------------------------
+    def _build_projections(
+        self, name: str, seed: int, per_layer: bool, options: dict[str, Any]
+    ) -> None:
+        d, D = self.d, self.D
+        dtype, dev = self.theta0.dtype, self.theta0.device
+        if per_layer:
+            seeds = _derived_seeds(seed, len(self._numels))
+            projs = [
+                make_projection(name, d, n, seed=s, device=dev, dtype=dtype, **options)
+                for n, s in zip(self._numels, seeds)
+            ]
+            self._scale = 1.0 / math.sqrt(len(projs))
+            self._proj_slices = self._slices
+        else:
+            projs = [make_projection(name, d, D, seed=seed, device=dev, dtype=dtype, **options)]
+            self._scale = 1.0
+            self._proj_slices = ((0, D),)
+        for proj in projs:
+            for p in proj.parameters():  # random state belongs in buffers; never train it
+                p.requires_grad_(False)
+            for m in proj.modules():  # rebuilt from the recipe on load, never saved
+                m._non_persistent_buffers_set.update(m._buffers.keys())
+        self.projections = nn.ModuleList(projs)
+        self._recipe = {
+            "projection": name, "seed": seed, "per_layer": per_layer, "options": options,
+        }
+
+    def _tie_model_to_theta0(self) -> None:
+        """Re-point the model's (frozen) parameters to views of θ₀ (shared storage)."""
+        with torch.no_grad():
+            for name, shape, (start, stop) in zip(self._names, self._shapes, self._slices):
+                param = self.model.get_parameter(name)
+                param.data = self.theta0[start:stop].view(shape)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> SubspaceModel:
+        out = super()._apply(fn, recurse)  # type: ignore[arg-type]
+        self._tie_model_to_theta0()  # .to()/.double() copy tensors separately: share them again
+        return out
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def d(self) -> int:
+        """Subspace dimension (number of trainable parameters)."""
+        return int(self.theta_d.numel())
+
+    @property
+    def D(self) -> int:
+        """Number of projected (originally trainable) parameters of the wrapped model."""
+        return int(self.theta0.numel())
+
+    @property
+    def projection(self) -> Projection | nn.ModuleList:
+        """The global projection P (D×d); with ``per_layer`` the ModuleList of per-tensor P_i."""
+        return self.projections if self.per_layer else self.projections[0]
+
+    @property
+    def projection_name(self) -> str:
+        return str(self._recipe["projection"])
+
+    @property
+    def seed(self) -> int:
+        return int(self._recipe["seed"])
+
+    @property
+    def per_layer(self) -> bool:
+        return bool(self._recipe["per_layer"])
+
+    @property
+    def projection_options(self) -> dict[str, Any]:
+        return dict(self._recipe["options"])
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of the projected parameters, in the order of the flat vector θ."""
+        return self._names
+
+    # -- the map -------------------------------------------------------------------------------
+    def flat_parameters(self) -> torch.Tensor:
+        """θ = θ₀ + P θ_d, shape (D,), differentiable w.r.t. θ_d."""
+        return _ProjectAdd.apply(
+            self.theta_d, self.theta0, tuple(self.projections), self._proj_slices, self._scale
+        )
+
+    def parameter_dict(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Name -> view of θ (or of ``flat``) shaped like that parameter."""
+        flat = self.flat_parameters() if flat is None else flat
+        return {
+            name: flat[start:stop].view(shape)
+            for name, shape, (start, stop) in zip(self._names, self._shapes, self._slices)
+        }
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped model's forward with parameters θ₀ + P θ_d (buffers: the model's own)."""
+        return functional_call(self.model, self.parameter_dict(), args, kwargs)
+
+    @torch.no_grad()
+    def materialize(self) -> nn.Module:
+        """A deep copy of the wrapped model with θ₀ + P θ_d written into ordinary parameters."""
+        import copy
+
+        clone = copy.deepcopy(self.model)
+        for name, value in self.parameter_dict().items():
+            param = clone.get_parameter(name)
+            param.data = value.detach().clone()
+            param.requires_grad_(True)
+        return clone
+
+    # -- state dict ------------------------------------------------------------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        """The projection recipe saved in ``state_dict()`` (the projection's tensors are not)."""
+        return {"version": STATE_VERSION, "d": self.d, "D": self.D, **self._recipe,
+                "options": dict(self._recipe["options"])}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Check d and D, and rebuild the projection if the saved recipe differs from ours."""
+        if not isinstance(state, dict) or "projection" not in state:
+            raise InvalidArgumentError(
+                "not a SubspaceModel state: its _extra_state lacks the projection recipe"
+            )
+        if int(state["d"]) != self.d or int(state["D"]) != self.D:
+            raise InvalidArgumentError(
+                f"saved SubspaceModel has d={state['d']}, D={state['D']}; this one has d={self.d}, "
+                f"D={self.D}: build it with the same model and d before loading"
+            )
+        recipe = {k: state[k] for k in ("projection", "seed", "per_layer", "options")}
+        if recipe != self._recipe:
+            self._build_projections(
+                str(recipe["projection"]), int(recipe["seed"]), bool(recipe["per_layer"]),
+                dict(recipe["options"]),
+            )
+
+    def extra_repr(self) -> str:
+        return (f"projection={self.projection_name!r}, d={self.d}, D={self.D}, seed={self.seed}, "
+                f"per_layer={self.per_layer}")

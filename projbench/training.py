@@ -1,0 +1,285 @@
+"""Seeded, device-aware, NaN-aware training and evaluation on in-memory tensors.
+
+Data are ``(inputs, labels)`` tensor pairs (what :func:`projbench.load_dataset` returns): inputs
+(N, ...) float, labels (N,) int64. Batches are index slices of a permutation drawn from a CPU
+``torch.Generator`` seeded with ``seed`` (one permutation per epoch), so a run is reproducible
+and independent of the global RNG; no DataLoader, no worker processes. The loss is the mean
+cross-entropy of the model's logits.
+
+:class:`Recipe` is the optimisation config. Its defaults are Li et al. 2018's recipe (Adam,
+lr 1e-3, minibatch 128) except the light L2 weight decay, which depends on the architecture:
+:func:`default_weight_decay` / :func:`recipe_for` give 1e-5 for FC networks and 1e-4 for the
+LeNet family (their supplementary material), from the table :data:`LI_ET_AL_WEIGHT_DECAY`.
+Weight decay is classic L2 on the trainable parameters — θ_d for a
+:class:`projbench.SubspaceModel`.
+
+A non-finite training loss stops the run: the result has ``status="diverged"`` and the step
+in ``diverged_at_step``; nothing is raised. Test accuracy is still measured (rows whose logits
+are not finite count as wrong).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from projbench.errors import InvalidArgumentError
+
+Data = tuple[torch.Tensor, torch.Tensor]
+#: progress(step, total_steps, loss) called after every optimisation step
+ProgressFn = Callable[[int, int, float], None]
+
+#: Li et al. 2018's light L2 per architecture; anything not listed gets DEFAULT_WEIGHT_DECAY.
+LI_ET_AL_WEIGHT_DECAY: dict[str, float] = {
+    "fc": 1e-5,
+    "mlp": 1e-5,
+    "lenet": 1e-4,
+    "untied-lenet": 1e-4,
+    "fc-lenet": 1e-4,
+    "fctied-lenet": 1e-4,
+}
+DEFAULT_WEIGHT_DECAY = 0.0
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("none", "cosine")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: optimiser, learning rate, epochs, batch size, L2, schedule.
+
+    ``max_steps`` (optional) caps the total number of optimisation steps across epochs.
+    ``momentum`` is used by SGD only. ``eval_batch_size`` only affects speed/memory.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 128
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    schedule: str = "none"
+    max_steps: int | None = None
+    momentum: float = 0.9
+    eval_batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise InvalidArgumentError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise InvalidArgumentError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InvalidArgumentError(f"lr must be a positive number, got {self.lr!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise InvalidArgumentError(
+                f"epochs, batch_size and eval_batch_size must be >= 1 (got {self.epochs}, "
+                f"{self.batch_size}, {self.eval_batch_size})"
+            )
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidArgumentError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if self.weight_decay < 0:
+            raise InvalidArgumentError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def default_weight_decay(arch: str | None) -> float:
+    """Li et al.'s light L2 for architecture ``arch`` (1e-5 FC, 1e-4 LeNet family; else 0)."""
+    return LI_ET_AL_WEIGHT_DECAY.get(arch or "", DEFAULT_WEIGHT_DECAY)
+
+
+def recipe_for(arch: str | None = None, **overrides: Any) -> Recipe:
+    """Li et al.'s recipe with the weight decay of ``arch``; ``overrides`` (not None) win."""
+    base = Recipe(weight_decay=default_weight_decay(arch))
+    return base.with_(**overrides)
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    loss: float
+    n: int
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`. ``history`` has one dict per (partly) run epoch.
+
+    ``epochs`` is steps / steps-per-epoch (fractional with ``max_steps`` or divergence);
+    ``wall_s`` covers training and the final evaluation.
+    """
+
+    test_accuracy: float
+    test_loss: float
+    train_loss: float
+    steps: int
+    epochs: float
+    status: str = "ok"
+    diverged_at_step: int | None = None
+    wall_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _resolve_device(device: torch.device | str | None, model: nn.Module) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _check_data(data: Data, what: str) -> None:
+    if not (isinstance(data, tuple | list) and len(data) == 2):
+        raise InvalidArgumentError(f"{what} must be an (inputs, labels) pair of tensors")
+    x, y = data
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise InvalidArgumentError(f"{what} must hold tensors, got {type(x).__name__}, {type(y).__name__}")
+    if x.shape[0] != y.shape[0] or y.dim() != 1 or x.shape[0] == 0:
+        raise InvalidArgumentError(
+            f"{what}: inputs {tuple(x.shape)} and labels {tuple(y.shape)} must be non-empty and "
+            "share the first dimension; labels must be 1-D"
+        )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: Data, batch_size: int = 1024, device: torch.device | str | None = None
+) -> EvalResult:
+    """Accuracy and mean cross-entropy of ``model`` on ``data`` (model in eval mode meanwhile).
+
+    Rows whose logits are not all finite count as wrong; the loss is then NaN/inf as computed.
+    """
+    _check_data(data, "evaluation data")
+    dev = _resolve_device(device, model)
+    was_training = model.training
+    model.eval()
+    x_all, y_all = data
+    correct, loss_sum, n = 0, 0.0, int(y_all.shape[0])
+    try:
+        for start in range(0, n, batch_size):
+            xb = x_all[start:start + batch_size].to(dev, non_blocking=True)
+            yb = y_all[start:start + batch_size].to(dev, non_blocking=True)
+            logits = model(xb)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            finite = torch.isfinite(logits).all(dim=1)
+            correct += int(((logits.argmax(dim=1) == yb) & finite).sum())
+    finally:
+        model.train(was_training)
+    return EvalResult(accuracy=correct / n, loss=loss_sum / n, n=n)
+
+
+def _make_optimizer(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def train(
+    model: nn.Module,
+    train_data: Data,
+    test_data: Data | None,
+    recipe: Recipe | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train the trainable parameters of ``model`` with ``recipe``; evaluate on ``test_data``.
+
+    Steps per epoch = ⌈N / batch_size⌉ (the last batch may be smaller); total steps =
+    epochs × that, capped by ``recipe.max_steps``. The permutation of epoch e is drawn from
+    ``torch.Generator().manual_seed(seed)`` (one generator for the run); dropout and other
+    stochastic layers draw from the global RNG, seeded with ``seed`` inside a forked RNG state
+    so the caller's RNG is untouched. With ``test_data=None`` the test fields are NaN.
+    """
+    recipe = recipe or Recipe()
+    _check_data(train_data, "training data")
+    if test_data is not None:
+        _check_data(test_data, "test data")
+    dev = _resolve_device(device, model)
+    model.to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise InvalidArgumentError(f"{type(model).__name__} has no trainable parameters")
+
+    x_all, y_all = train_data
+    x_all, y_all = x_all.to(dev), y_all.to(dev)
+    n = int(y_all.shape[0])
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    if recipe.max_steps is not None:
+        total = min(total, recipe.max_steps)
+
+    optimizer = _make_optimizer(params, recipe)
+    scheduler = None
+    if recipe.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    gen = torch.Generator().manual_seed(int(seed))
+    cuda_devices = [dev.index or 0] if dev.type == "cuda" else []
+    history: list[dict[str, Any]] = []
+    status, diverged_at = "ok", None
+    step, last_loss, epoch_float = 0, float("nan"), 0.0
+    start_time = time.perf_counter()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda *a: None)
+
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(int(seed))
+        model.train()
+        for epoch in range(recipe.epochs):
+            if step >= total:
+                break
+            perm = torch.randperm(n, generator=gen).to(dev)
+            epoch_loss = torch.zeros((), device=dev)
+            epoch_steps = 0
+            for b in range(steps_per_epoch):
+                if step >= total:
+                    break
+                idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
+                logits = model(x_all[idx])
+                loss = F.cross_entropy(logits, y_all[idx])
+                loss_value = float(loss)  # one sync per step: needed to stop on NaN at once
+                if not math.isfinite(loss_value):
+                    status, diverged_at, last_loss = "diverged", step, loss_value
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                step += 1
+                epoch_steps += 1
+                epoch_loss += loss.detach()
+                last_loss = loss_value
+                if progress is not None:
+                    progress(step, total, loss_value)
+            epoch_float = step / steps_per_epoch
+            if epoch_steps:
+                history.append({"epoch": epoch + 1, "step": step,
+                                "train_loss": float(epoch_loss) / epoch_steps})
+            if status == "diverged":
+                break
+    if test_data is not None:
+        ev = evaluate(model, test_data, recipe.eval_batch_size, dev)
+        test_acc, test_loss = ev.accuracy, ev.loss
+    else:
+        test_acc, test_loss = float("nan"), float("nan")
+    sync()
+    wall = time.perf_counter() - start_time
+    train_loss = history[-1]["train_loss"] if history else last_loss
+    return TrainResult(
+        test_accuracy=test_acc, test_loss=test_loss, train_loss=float(train_loss), steps=step,
+        epochs=epoch_float, status=status, diverged_at_step=diverged_at, wall_s=wall, history=history,
+    )
