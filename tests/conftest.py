@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Tests never reach out to dataset download hosts: missing data must give the offline error.
+os.environ.setdefault("PROJBENCH_DOWNLOAD", "0")
+
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=40,
     suppress_health_check=[HealthCheck.too_slow],

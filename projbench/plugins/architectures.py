@@ -100,8 +100,9 @@ def _he_init(module: nn.Module) -> None:
             _he_normal_(m.weight, m.weight.shape[-1])
         else:
             continue
-        if getattr(m, "bias", None) is not None:
-            nn.init.zeros_(m.bias)
+        bias = getattr(m, "bias", None)
+        if isinstance(bias, torch.Tensor):
+            nn.init.zeros_(bias)
 
 
 def _check_shape(input_shape: Any, num_classes: Any) -> tuple[Shape, int]:

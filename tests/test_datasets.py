@@ -1,0 +1,307 @@
+"""Datasets: digits, real MNIST (when PROJBENCH_DATA is set), fake Fashion-MNIST/CIFAR-10 files
+written here in torchvision's on-disk layout, the missing-data error and the in-process cache."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from projbench.datasets import load_dataset
+from projbench.errors import DataNotFoundError, InvalidArgumentError, ProjbenchError
+from projbench.manager import get_registry
+from projbench.plugins import datasets as D
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PROJBENCH_DOWNLOAD", "0")
+    D.clear_cache()
+    yield
+    D.clear_cache()
+
+
+# --- writers of the on-disk formats (independent of the readers under test) ----------------
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        with gzip.open(path.with_name(path.name + ".gz"), "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def make_fake_idx_dataset(root: Path, folder: str, n_train: int, n_test: int, compress: bool = False):
+    rng = np.random.default_rng(0)
+    out = {}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        write_idx(root / folder / "raw" / f"{prefix}-images-idx3-ubyte", images, compress)
+        write_idx(root / folder / "raw" / f"{prefix}-labels-idx1-ubyte", labels, compress)
+        out[split] = (images, labels)
+    return out
+
+
+def make_fake_cifar(root: Path, per_batch: int = 4, n_test: int = 3):
+    rng = np.random.default_rng(1)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    out: dict[str, list[tuple[np.ndarray, list[int]]]] = {"train": [], "test": []}
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = n_test if name == "test_batch" else per_batch
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=n)]
+        files = [f"{i}.png" for i in range(n)]
+        entry = {"batch_label": name, "labels": labels, "data": data, "filenames": files}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+        out["test" if name == "test_batch" else "train"].append((data, labels))
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072}, f, protocol=2)
+    return out
+
+
+# --- digits --------------------------------------------------------------------------------
+
+
+def test_digits_splits_shapes_and_normalisation() -> None:
+    from sklearn.datasets import load_digits
+
+    x_tr, y_tr = load_dataset("digits", "train")
+    x_te, y_te = load_dataset("digits", "test")
+    assert x_tr.shape == (1437, 1, 8, 8) and x_te.shape == (360, 1, 8, 8)
+    assert x_tr.dtype == torch.float32 and y_tr.dtype == torch.int64
+    assert abs(x_tr.mean().item()) < 1e-5 and abs(x_tr.std(unbiased=False).item() - 1) < 1e-5
+    # stratified: each class's share of the test split matches its share of the whole set
+    full = load_digits()
+    counts = np.bincount(full.target, minlength=10)
+    assert np.all(np.abs(np.bincount(y_te.numpy(), minlength=10) - counts * 360 / 1797) <= 1)
+    # the union of both splits, de-normalised with the training pixels' mean/std, is exactly
+    # sklearn's data with its labels (as a multiset of rows)
+    raw = full.data.astype(np.float64)
+    mean, std = _raw_train_stats(raw, full.target)
+    x_all = torch.cat([x_tr.reshape(1437, 64), x_te.reshape(360, 64)]).double().numpy()
+    y_all = np.concatenate([y_tr.numpy(), y_te.numpy()])
+    back = np.round(x_all * std + mean, 4)
+    assert sorted(map(tuple, np.c_[back, y_all])) == sorted(map(tuple, np.c_[raw, full.target]))
+
+
+def _raw_train_stats(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Mean/std of the training pixels, recomputed from sklearn's own stratified split."""
+    from sklearn.model_selection import train_test_split
+
+    tr, _ = train_test_split(raw, test_size=360, stratify=target, random_state=0)
+    return float(tr.mean()), float(tr.std())
+
+
+def test_digits_deterministic_and_cached() -> None:
+    a = load_dataset("digits", "train")
+    assert load_dataset("digits", "train")[0] is a[0]  # served from the cache
+    D.clear_cache()
+    b = load_dataset("digits", "train")
+    assert b[0] is not a[0]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    spec = get_registry("datasets").get("digits")
+    assert spec.needs_files is False and spec.input_shape == (1, 8, 8) and spec.num_classes == 10
+
+
+def test_bad_split() -> None:
+    with pytest.raises(InvalidArgumentError):
+        load_dataset("digits", "validation")
+    with pytest.raises(InvalidArgumentError):
+        get_registry("datasets").get("mnist").load("val", None)
+
+
+# --- Fashion-MNIST / MNIST IDX layout --------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_fake_fashion_mnist(tmp_path: Path, compress: bool) -> None:
+    raw = make_fake_idx_dataset(tmp_path, "FashionMNIST", 12, 5, compress)
+    mean, std = 0.2860, 0.3530
+    for split, n in (("train", 12), ("test", 5)):
+        x, y = load_dataset("fashion-mnist", split, tmp_path)
+        assert x.shape == (n, 1, 28, 28) and x.dtype == torch.float32
+        assert y.shape == (n,) and y.dtype == torch.int64
+        images, labels = raw[split]
+        assert torch.equal(y, torch.from_numpy(labels.astype(np.int64)))
+        pixels = (x[:, 0].double() * std + mean) * 255
+        np.testing.assert_allclose(pixels.numpy(), images, atol=1e-3)
+
+
+def test_fake_mnist_uses_mnist_folder_and_constants(tmp_path: Path) -> None:
+    raw = make_fake_idx_dataset(tmp_path, "MNIST", 3, 2)
+    x, _ = load_dataset("mnist", "test", tmp_path)
+    expected = (raw["test"][0] / 255.0 - 0.1307) / 0.3081
+    np.testing.assert_allclose(x[:, 0].numpy(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(DataNotFoundError):  # the Fashion-MNIST folder is a different one
+        load_dataset("fashion-mnist", "test", tmp_path)
+
+
+def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_fake_idx_dataset(tmp_path, "FashionMNIST", 4, 2)
+    monkeypatch.setenv("PROJBENCH_DATA", str(tmp_path))
+    x, _ = load_dataset("fashion-mnist", "test")
+    assert x.shape == (2, 1, 28, 28)
+
+
+def test_corrupt_idx_is_reported(tmp_path: Path) -> None:
+    make_fake_idx_dataset(tmp_path, "FashionMNIST", 4, 2)
+    path = tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(InvalidArgumentError, match="truncated"):
+        load_dataset("fashion-mnist", "test", tmp_path)
+    path.write_bytes(b"not an idx file")
+    with pytest.raises(InvalidArgumentError, match="not an IDX"):
+        D.read_idx(path)
+
+
+def test_cache_avoids_reparsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_fake_idx_dataset(tmp_path, "FashionMNIST", 4, 2)
+    calls = []
+    real = D.read_idx
+
+    def counting(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(D, "read_idx", counting)
+    a = load_dataset("fashion-mnist", "train", tmp_path)
+    b = load_dataset("fashion-mnist", "train", str(tmp_path))
+    assert a[0] is b[0] and len(calls) == 2  # images + labels, parsed once
+    load_dataset("fashion-mnist", "test", tmp_path)
+    assert len(calls) == 4
+
+
+# --- CIFAR-10 ----------------------------------------------------------------------------------
+
+
+def test_fake_cifar10(tmp_path: Path) -> None:
+    raw = make_fake_cifar(tmp_path)
+    mean = np.array([0.4914, 0.4822, 0.4465]).reshape(1, 3, 1, 1)
+    std = np.array([0.2470, 0.2435, 0.2616]).reshape(1, 3, 1, 1)
+    for split, n in (("train", 20), ("test", 3)):
+        x, y = load_dataset("cifar10", split, tmp_path)
+        assert x.shape == (n, 3, 32, 32) and x.dtype == torch.float32
+        assert y.dtype == torch.int64 and y.shape == (n,)
+        data = np.concatenate([d for d, _ in raw[split]])
+        labels = np.concatenate([lab for _, lab in raw[split]])
+        assert torch.equal(y, torch.from_numpy(labels.astype(np.int64)))
+        assert int(y.min()) >= 0 and int(y.max()) <= 9
+        # pixel (c, i, j) of image k is data[k, c·1024 + i·32 + j] (red plane, green, blue)
+        k, c, i, j = n - 1, 2, 5, 31
+        value = (x[k, c, i, j].item() * std[0, c, 0, 0] + mean[0, c, 0, 0]) * 255
+        assert abs(value - data[k, c * 1024 + i * 32 + j]) < 1e-3
+        pixels = (x.double().numpy() * std + mean) * 255
+        np.testing.assert_allclose(pixels.reshape(n, -1), data, atol=1e-3)
+
+
+def test_cifar_missing_one_batch(tmp_path: Path) -> None:
+    make_fake_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset("cifar10", "train", tmp_path)
+    msg = str(info.value)
+    assert "data_batch_3" in msg and "missing" in msg
+    assert load_dataset("cifar10", "test", tmp_path)[0].shape == (3, 3, 32, 32)
+
+
+# --- missing data ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "files"),
+    [
+        ("mnist", ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte"]),
+        ("fashion-mnist", ["FashionMNIST/raw/train-images-idx3-ubyte"]),
+        ("cifar10", ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/data_batch_5"]),
+    ],
+)
+def test_missing_data_error_text(tmp_path: Path, name: str, files: list[str]) -> None:
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset(name, "train", tmp_path)
+    err = info.value
+    assert isinstance(err, ProjbenchError) and isinstance(err, FileNotFoundError)
+    msg = str(err)
+    assert str(tmp_path.resolve()) in msg
+    for f in files:
+        assert str(tmp_path.resolve() / f) in msg
+    assert "PROJBENCH_DOWNLOAD" in msg and "PROJBENCH_DATA" in msg
+    assert "Download is off" in msg
+    assert "Traceback" not in msg and "\n" not in msg
+    if name == "cifar10":
+        assert "test_batch" in msg and "batches.meta" in msg and "cifar-10-python.tar.gz" in msg
+
+
+def test_download_failure_is_graceful(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets as tvd
+
+    class Offline:
+        def __init__(self, root, train=True, download=False):
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried ..., got URLError")
+
+    monkeypatch.setattr(tvd, "MNIST", Offline)
+    monkeypatch.setenv("PROJBENCH_DOWNLOAD", "1")
+    with pytest.raises(DataNotFoundError, match="Downloading with torchvision failed: RuntimeError"):
+        load_dataset("mnist", "test", tmp_path)
+
+
+def test_auto_download_skips_when_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROJBENCH_DOWNLOAD")
+    monkeypatch.setattr(D, "_host_reachable", lambda host, timeout=3.0: False)
+    monkeypatch.setattr(D, "_torchvision_download", lambda *a: pytest.fail("must not download"))
+    with pytest.raises(DataNotFoundError, match="unreachable"):
+        load_dataset("cifar10", "test", tmp_path)
+
+
+def test_download_then_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With downloads allowed, torchvision's class is called with the data folder; its files load."""
+    import torchvision.datasets as tvd
+
+    seen = []
+
+    class FakeFashion:
+        def __init__(self, root, train=True, download=False):
+            seen.append((Path(root), train, download))
+            if not (Path(root) / "FashionMNIST" / "raw").exists():
+                make_fake_idx_dataset(Path(root), "FashionMNIST", 6, 4)
+
+    monkeypatch.setattr(tvd, "FashionMNIST", FakeFashion)
+    monkeypatch.setenv("PROJBENCH_DOWNLOAD", "1")
+    x, _ = load_dataset("fashion-mnist", "test", tmp_path / "new")
+    assert x.shape == (4, 1, 28, 28)
+    assert seen and all(r == (tmp_path / "new").resolve() and d for r, _, d in seen)
+
+
+# --- real MNIST ----------------------------------------------------------------------------------
+
+
+def test_real_mnist(data_dir: Path) -> None:
+    if not (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip(f"no MNIST under {data_dir}")
+    import torchvision
+
+    x_tr, y_tr = load_dataset("mnist", "train", data_dir)
+    x_te, y_te = load_dataset("mnist", "test", data_dir)
+    assert x_tr.shape == (60000, 1, 28, 28) and x_te.shape == (10000, 1, 28, 28)
+    assert x_tr.dtype == torch.float32 and y_tr.dtype == torch.int64
+    # class counts published with the data (shared/data/README.md)
+    assert torch.bincount(y_tr).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert torch.bincount(y_te).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    # the standard constants are the training set's mean/std of pixel/255
+    assert abs(x_tr.mean().item()) < 1e-3 and abs(x_tr.std().item() - 1) < 1e-3
+    # same pixels and labels as torchvision's own MNIST reader
+    ref = torchvision.datasets.MNIST(str(data_dir), train=False, download=False)
+    torch.testing.assert_close(x_te[:, 0], (ref.data.float() / 255 - 0.1307) / 0.3081)
+    assert torch.equal(y_te, ref.targets)
