@@ -166,7 +166,7 @@ def get_registry(kind: str) -> Registry[Any]:
         registry: Registry[Any] = Registry(_SINGULAR[kind])
         hook = getattr(state.pm.hook, REGISTRY_HOOKS[kind])
         # Call each implementation on its own so the registry knows which plugin adds what.
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # registration order: built-ins before later plugins
             registry.current_plugin = impl.plugin_name
             try:
                 impl.function(registry=registry)

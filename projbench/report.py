@@ -21,7 +21,11 @@ STATUS_STYLE = {"ok": "green", "failed": "red", "diverged": "yellow", "skipped":
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True)
+    """Console on stderr; logs and pipes get 140 columns so tables are not truncated."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 140)
+    return console
 
 
 def make_progress(console: Console) -> Progress:
@@ -82,10 +86,31 @@ def group_by_suite(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
     return dict(grouped)
 
 
+def split_params(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """Parameters equal in every record (shown once, in the caption) and the varying keys."""
+    keys: list[str] = []
+    for r in records:
+        keys.extend(k for k in (r.get("params") or {}) if k not in keys)
+    constant: dict[str, Any] = {}
+    varying: list[str] = []
+    for k in keys:
+        values = {repr((r.get("params") or {}).get(k)) for r in records}
+        if len(values) == 1 and len(records) > 1:
+            constant[k] = (records[0].get("params") or {}).get(k)
+        else:
+            varying.append(k)
+    return constant, varying
+
+
 def suite_table(suite_name: str, records: list[dict[str, Any]]) -> Table:
-    """One table: a row per case, the suite's stats columns, the status, and the error if any."""
+    """One table: a row per case, the suite's stats columns, the status, and the error if any.
+
+    Parameters shared by every row are printed once, in the caption.
+    """
     columns = _suite_columns(suite_name, records)
-    table = Table(title=f"{suite_name}", title_justify="left", show_lines=False)
+    constant, varying = split_params(records)
+    table = Table(title=f"{suite_name}", title_justify="left", show_lines=False,
+                  caption=format_params(constant) or None, caption_justify="left")
     table.add_column("projection", style="bold")
     if any(r.get("architecture") or r.get("dataset") for r in records):
         table.add_column("model/data")
@@ -100,7 +125,8 @@ def suite_table(suite_name: str, records: list[dict[str, Any]]) -> Table:
         row = [str(r.get("projection"))]
         if with_model:
             row.append(f"{r.get('architecture') or '-'}/{r.get('dataset') or '-'}")
-        row.append(format_params(r.get("params")))
+        params = r.get("params") or {}
+        row.append(format_params({k: params.get(k) for k in varying if k in params}))
         row.extend(format_value(stats.get(key)) for _, key in columns)
         note = status if not r.get("error") else f"{status}: {str(r['error'])[:60]}"
         row.append(f"[{STATUS_STYLE.get(status, 'white')}]{note}[/]")

@@ -118,7 +118,7 @@ def test_duplicate_projection_names_both_plugins(fresh_manager) -> None:
 
     dup.projbench_register_projections = projbench_register_projections  # type: ignore[attr-defined]
     manager.register_plugin(dup, "dup-plugin")
-    with pytest.raises(DuplicateNameError, match="'dense'.*'dense'.*'dup-plugin'"):
+    with pytest.raises(DuplicateNameError, match="projection 'dense' is registered twice: by plugin 'dense' and by plugin 'dup-plugin'"):
         manager.get_registry("projections")
 
 
