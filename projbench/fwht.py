@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -51,13 +52,20 @@ def next_power_of_two(n: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Default backend: pure PyTorch, radix-2^k blocks.
+# Default backend: pure PyTorch, radix-2^k dense Hadamard blocks.
 # --------------------------------------------------------------------------------------------
 _HADAMARD_CACHE: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
-def hadamard_matrix(n: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The n×n Sylvester Hadamard matrix (entries ±1), cached per (n, dtype, device)."""
+def hadamard_matrix(
+    n: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The n×n Sylvester Hadamard matrix (entries ±1), cached per (n, dtype, device).
+
+    H_1 = [1], H_2m = [[H_m, H_m], [H_m, −H_m]]; equivalently H[i, j] = (−1)^popcount(i & j).
+    The cache holds only the small block matrices the FWHT uses (and whatever callers ask
+    for); treat the result as read-only.
+    """
     if not is_power_of_two(n):
         raise InvalidArgumentError(f"Hadamard size must be a power of two, got {n}")
     key = (n, dtype, torch.device(device))
@@ -67,45 +75,138 @@ def hadamard_matrix(n: int, dtype: torch.dtype = torch.float32, device: torch.de
         while h.shape[0] < n:
             h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
         h = h.to(dtype=dtype, device=device)
-        _HADAMARD_CACHE[key] = h
+        if n <= 1 << 12:  # do not pin large matrices in memory
+            _HADAMARD_CACHE[key] = h
     return h
+
+
+#: Largest block 2^bits of one radix pass, per device type. On a CPU small blocks win: each
+#: pass is a GEMM (a×a)·(a×n/a) whose cost is memory traffic plus 2a flops per element, so
+#: a = 16 balances passes against flops; on a GPU flops are nearly free and every pass is a
+#: kernel launch plus a sweep through memory, so bigger blocks (fewer passes) win.
+RADIX_BITS: dict[str, int] = {"cpu": 4, "cuda": 7}
+#: Up to 2^bits, the transform is one dense GEMM x·H_n (fewest kernel launches).
+DENSE_MAX_BITS: dict[str, int] = {"cpu": 6, "cuda": 7}
+#: Rows of a batch are transformed in groups of about this many elements so that the group
+#: and its scratch buffer stay in cache across passes (None: no grouping, e.g. on a GPU).
+CHUNK_ELEMENTS: dict[str, int | None] = {"cpu": 1 << 16, "cuda": None}
+#: Rows longer than 2^bits are cache-blocked: x·H_n = H_{n/C}·(X·H_C) with X the row viewed
+#: as (n/C, C), C = 2^bits: the H_C part runs on cache-resident C-chunks, and the H_{n/C}
+#: part is one (or a few) large GEMMs over the leading axis (None: no blocking).
+BLOCK_BITS: dict[str, int | None] = {"cpu": 16, "cuda": None}
+
+_DEFAULT_DEVICE_TYPE = "cpu"
+
+
+def _setting(table: dict[str, Any], device: torch.device) -> Any:
+    return table.get(device.type, table[_DEFAULT_DEVICE_TYPE])
+
+
+def _factor_bits(k: int, radix_bits: int | None = None) -> list[int]:
+    """Split k bits into near-equal chunks of at most ``radix_bits`` bits (largest first).
+
+    Near-equal chunks avoid a tiny trailing block (e.g. 2^18 as 16·16·16·16·4 would make a
+    pass that does the work of a full one for two bits of the transform).
+    """
+    r = radix_bits if radix_bits is not None else RADIX_BITS[_DEFAULT_DEVICE_TYPE]
+    if k <= 0:
+        return []
+    chunks = math.ceil(k / r)
+    base, extra = divmod(k, chunks)
+    return [base + 1] * extra + [base] * (chunks - extra)
+
+
+def _radix_passes(
+    src: torch.Tensor, res: torch.Tensor, scratch: torch.Tensor | None, bits: list[int]
+) -> None:
+    """Write src·H_n into ``res`` (both (B, n) contiguous) by one GEMM per factor of ``bits``.
+
+    Sylvester order means H_n = H_{a_1} ⊗ … ⊗ H_{a_p} with index i = (i_1, …, i_p), i_p the
+    fastest. Each pass views its input as (B, m, a) with a = 2^{bits} of the *last* axis and
+    writes H_a·(B, m, a)ᵀ = (B, a, m) contiguously: it transforms the last axis and rotates
+    it to the front. After p passes (factors taken last to first) every axis has been
+    transformed once and the axis order is restored. Every GEMM is (a×a)·(a×n/a): no shape
+    with a tiny inner dimension, hence no performance cliff at particular n. The passes
+    ping-pong between ``res`` and ``scratch`` so that the last one lands in ``res``.
+    """
+    b_rows, n = src.shape
+    bufs = [res, scratch] if len(bits) % 2 == 1 else [scratch, res]
+    cur = src
+    for i, b in enumerate(reversed(bits)):
+        a = 1 << b
+        dst = bufs[i % 2]
+        assert dst is not None
+        h = hadamard_matrix(a, src.dtype, src.device)
+        if b_rows == 1:
+            torch.mm(h, cur.view(n // a, a).T, out=dst.view(a, n // a))
+        else:
+            torch.bmm(
+                h.expand(b_rows, a, a), cur.view(b_rows, n // a, a).transpose(1, 2),
+                out=dst.view(b_rows, a, n // a),
+            )
+        cur = dst
 
 
 def fwht_torch(x: torch.Tensor) -> torch.Tensor:
     """Unnormalised x·H_n along the last dim, pure PyTorch (radix-2^k dense blocks).
 
-    H_n = H_{a_1} ⊗ H_{a_2} ⊗ … with every a_i ≤ 2^RADIX_BITS; each factor is one batched
-    matmul on a reshaped view of shape (..., left, a_i, right).
+    n ≤ 2^DENSE_MAX_BITS: one GEMM with the cached H_n. Larger n: H_n = H_{a_1} ⊗ … ⊗ H_{a_p}
+    with every a_i ≤ 2^RADIX_BITS (near-equal), one GEMM per factor (:func:`_radix_passes`);
+    on the CPU the batch rows go through in cache-sized groups, and rows longer than
+    2^BLOCK_BITS are cache-blocked (transform C-chunks in cache, then H_{n/C} on the leading
+    axis by large GEMMs), which keeps the time per element flat once n outgrows the caches.
+    Cost: 2·Σa_i flops and p sweeps through memory per element, O(n log n) overall. The input
+    is not modified; the result is a new contiguous tensor. Differentiable when called
+    directly on a tensor that requires grad (routed through the autograd Function of
+    :func:`fwht`).
     """
+    if x.requires_grad and torch.is_grad_enabled():
+        return _FWHTFunction.apply(x, fwht_torch, 1.0)
     n = x.shape[-1]
-    if n == 1:
+    if not is_power_of_two(n):
+        raise InvalidArgumentError(
+            f"fwht needs a power-of-two length, got {n}; zero-pad to {next_power_of_two(n)} first"
+        )
+    if x.numel() == 0 or n == 1:
         return x.clone()
     k = n.bit_length() - 1
-    batch_shape = x.shape[:-1]
-    y = x.reshape(-1, n)
-    bits = _factor_bits(k)
-    right = n
-    left = 1
-    for b in bits:
-        a = 1 << b
-        right //= a
-        h = hadamard_matrix(a, y.dtype, y.device)
-        y = y.reshape(-1, left, a, right)
-        y = torch.matmul(h, y)  # (a, a) @ (..., a, right): the factor acts on the middle axis
-        left *= a
-    return y.reshape(*batch_shape, n)
+    device = x.device
+    src = x.contiguous().view(-1, n)
+    if k <= _setting(DENSE_MAX_BITS, device):
+        return (src @ hadamard_matrix(n, x.dtype, device)).view(x.shape)
+    radix = _setting(RADIX_BITS, device)
+    block = _setting(BLOCK_BITS, device)
+    if block is not None and k > block:
+        # Cache blocking: transform each C-chunk (rows of (B·n/C, C)), then apply H_{n/C} to the
+        # leading axis of every row viewed as (n/C, C), one GEMM per factor with a long right side.
+        res = _rows_transform(src.reshape(-1, 1 << block), _factor_bits(block, radix), device)
+        left, right = src.shape[0], n
+        other = torch.empty_like(res)
+        cur = res
+        for b in _factor_bits(k - block, radix):
+            a = 1 << b
+            right //= a
+            dst = other if cur is res else res
+            h = hadamard_matrix(a, x.dtype, device)
+            torch.bmm(h.expand(left, a, a), cur.view(left, a, right), out=dst.view(left, a, right))
+            left *= a
+            cur = dst
+        return cur.view(x.shape)
+    return _rows_transform(src, _factor_bits(k, radix), device).view(x.shape)
 
 
-RADIX_BITS = 5
-
-
-def _factor_bits(k: int) -> list[int]:
-    """Split k bits into near-equal chunks of at most RADIX_BITS bits."""
-    if k == 0:
-        return []
-    chunks = math.ceil(k / RADIX_BITS)
-    base, extra = divmod(k, chunks)
-    return [base + 1] * extra + [base] * (chunks - extra)
+def _rows_transform(src: torch.Tensor, bits: list[int], device: torch.device) -> torch.Tensor:
+    """x·H_n for every row of the contiguous (rows, n) ``src``, in cache-sized row groups."""
+    rows, n = src.shape
+    chunk_elems = _setting(CHUNK_ELEMENTS, device)
+    group = rows if chunk_elems is None else max(1, min(rows, chunk_elems // n))
+    res = torch.empty_like(src)
+    scratch = torch.empty((group, n), dtype=src.dtype, device=device) if len(bits) > 1 else None
+    for start in range(0, rows, group):
+        stop = min(rows, start + group)
+        scr = None if scratch is None else scratch[: stop - start]
+        _radix_passes(src[start:stop], res[start:stop], scr, bits)
+    return res
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,7 +224,9 @@ class _FWHTFunction(torch.autograd.Function):
     """y = x·H·scale along the last dim; dL/dx = (dL/dy)·H·scale since H is symmetric."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor], scale: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, x: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor], scale: float
+    ) -> torch.Tensor:
         ctx.transform = transform
         ctx.scale = scale
         y = transform(x.contiguous())

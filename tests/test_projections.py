@@ -1,0 +1,181 @@
+"""Contract checks over every registered projection (third-party plugins included), plus
+hypothesis tests of the algebra and specific tests of the built-ins."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import projbench
+from projbench import testing
+from projbench.errors import InvalidArgumentError, ResourceLimitError
+
+PROJECTIONS = projbench.list_plugins("projections")
+BUILTINS = ["dense", "sparse", "fastfood", "fastjl"]
+# (d, D) valid for every projection (d ≤ D: some plugins, e.g. an SRHT, need it)
+SIZES = [(1, 1), (7, 50), (16, 64), (5, 300)]
+
+
+@pytest.mark.parametrize("name", PROJECTIONS)
+@pytest.mark.parametrize(("d", "D"), SIZES)
+def test_contract(name: str, d: int, D: int) -> None:
+    done = testing.run_all_checks(name, d=d, D=D)
+    assert "check_column_norms" in done and "check_dense_consistency" in done
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_contract_more_columns_than_rows(name: str) -> None:
+    testing.run_all_checks(name, d=9, D=5)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("dense", {"normalize_columns": True}), ("sparse", {"density": 0.3}), ("fastjl", {"q": 0.05}),
+     ("fastjl", {"q": 1.0})],
+)
+def test_contract_with_options(name: str, options: dict[str, object]) -> None:
+    testing.run_all_checks(name, d=6, D=40, **options)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", PROJECTIONS)
+def test_contract_cuda(name: str) -> None:
+    testing.run_all_checks(name, d=7, D=50, device="cuda")
+
+
+# -- hypothesis: algebra for any sizes, batch shapes, dtypes (never a JL statistic) -----------
+sizes = st.tuples(st.integers(1, 24), st.integers(1, 80)).filter(lambda t: t[0] <= t[1])
+DTYPES = [torch.float32, torch.float64]
+batches = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
+
+
+@pytest.mark.parametrize("name", PROJECTIONS)
+@given(size=sizes, batch=batches, seed=st.integers(0, 2**16), dtype=st.sampled_from(DTYPES))
+def test_algebra(
+    name: str, size: tuple[int, int], batch: tuple[int, ...], seed: int, dtype: torch.dtype
+) -> None:
+    """Linearity and ⟨Pθ, y⟩ = ⟨θ, Pᵀy⟩ hold for every seed, so hypothesis may pick it here."""
+    d, D = size
+    p = projbench.make_projection(name, d=d, D=D, seed=seed, dtype=dtype)
+    g = torch.Generator().manual_seed(seed + 1)
+    t1, t2 = (torch.randn(*batch, d, generator=g, dtype=torch.float64).to(dtype) for _ in range(2))
+    y = torch.randn(*batch, D, generator=g, dtype=torch.float64).to(dtype)
+    out = p(t1)
+    assert out.shape == (*batch, D) and out.dtype == dtype
+    back = p.adjoint(y)
+    assert back.shape == (*batch, d) and back.dtype == dtype
+    tol = 1e-9 if dtype == torch.float64 else 2e-4
+    scale = 1.0 + float(out.abs().max()) + float(back.abs().max())
+    lin = p(2.5 * t1 - t2) - (2.5 * out - p(t2))
+    assert float(lin.abs().max()) <= tol * scale * 4
+    lhs = (out.double() * y.double()).sum(-1)
+    rhs = (t1.double() * back.double()).sum(-1)
+    assert float((lhs - rhs).abs().max()) <= tol * scale * math.sqrt(D) * 4
+
+
+# -- built-in specifics ---------------------------------------------------------------------
+def test_dense_budget_error_names_bytes_and_alternatives() -> None:
+    with pytest.raises(ResourceLimitError, match=r"4,000,000 bytes.*fastfood, fastjl or sparse"):
+        projbench.make_projection("dense", d=100, D=10_000, max_bytes=1_000_000)
+    with pytest.raises(InvalidArgumentError):
+        projbench.make_projection("dense", d=2, D=3, max_bytes=0)
+
+
+def test_dense_entries_and_exact_columns() -> None:
+    m = projbench.make_projection("dense", d=200, D=500, seed=0, dtype=torch.float64).to_dense()
+    # entries N(0, 1/D): sample variance within 5 standard errors (sd of s² is √(2/n)/D)
+    var = float(m.var())
+    assert abs(var * 500 - 1) < 5 * math.sqrt(2 / m.numel())
+    cols = projbench.make_projection("dense", d=20, D=30, normalize_columns=True).to_dense().norm(dim=0)
+    torch.testing.assert_close(cols, torch.ones(20))
+
+
+def test_sparse_structure_matches_li_hastie_church() -> None:
+    d, D = 200, 2500
+    p = projbench.make_projection("sparse", d=d, D=D, seed=0, dtype=torch.float64)
+    m = p.to_dense()
+    s = 1 / math.sqrt(D)
+    nz = m[m != 0]
+    torch.testing.assert_close(nz.abs(), torch.full_like(nz, math.sqrt(1 / (s * D))))
+    n, k = D * d, nz.numel()
+    assert abs(k - n * s) < 5 * math.sqrt(n * s * (1 - s))  # Binomial(n, s) count
+    assert abs(float((nz > 0).double().mean()) - 0.5) < 5 * 0.5 / math.sqrt(k)
+    assert p.memory_bytes() < m.numel() * 8 / 10  # stored sparse (P and Pᵀ)
+    with pytest.raises(InvalidArgumentError, match="density"):
+        projbench.make_projection("sparse", d=2, D=3, density=1.5)
+
+
+def test_sparse_backward_uses_stored_transpose() -> None:
+    p = projbench.make_projection("sparse", d=30, D=400, seed=2, dtype=torch.float64)
+    theta = torch.randn(3, 30, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(p, (theta,))
+    y = torch.randn(2, 400, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(p.adjoint, (y,))
+
+
+@pytest.mark.parametrize("D", [64, 100])
+def test_fastfood_column_norm_exact_when_untruncated(D: int) -> None:
+    """‖V e_j‖² = L·ΣG² exactly, so with D = L every column has norm exactly 1."""
+    p = projbench.make_projection("fastfood", d=10, D=D, seed=3, dtype=torch.float64)
+    norms = p.to_dense().pow(2).sum(0)
+    if D == p.L:
+        torch.testing.assert_close(norms, torch.ones(10, dtype=torch.float64))
+    else:
+        assert float(norms.max()) <= p.L / D + 1e-9  # a truncated unit column of V·(L/D)^½
+    assert p.memory_bytes() < 8 * 6 * p.L
+
+
+def test_fastfood_reference_formula() -> None:
+    """Rebuild V = H G Π H B from the buffers with scipy's Hadamard matrix."""
+    import scipy.linalg
+
+    p = projbench.make_projection("fastfood", d=5, D=12, seed=7, dtype=torch.float64)
+    L = p.L
+    H = torch.from_numpy(scipy.linalg.hadamard(L).astype("float64"))
+    Pi = torch.eye(L, dtype=torch.float64)[p.perm]  # (Πv)_i = v_{π(i)}
+    V = H @ torch.diag(p.gauss) @ Pi @ H @ torch.diag(p.signs)
+    ref = V[:12, :5] / math.sqrt(12 * float((p.gauss**2).sum()))
+    torch.testing.assert_close(p.to_dense(), ref)
+
+
+def test_fastjl_reference_formula_and_default_q() -> None:
+    import scipy.linalg
+
+    from projbench.plugins.fastjl import default_q
+
+    p = projbench.make_projection("fastjl", d=6, D=20, seed=4, dtype=torch.float64)
+    L = p.L
+    assert L == 32 and p.q == pytest.approx(min(1.0, math.log(32) ** 2 / 32))
+    assert default_q(2**20) == pytest.approx(math.log(2**20) ** 2 / 2**20)
+    H = torch.from_numpy(scipy.linalg.hadamard(L).astype("float64")) / math.sqrt(L)
+    Ps = p.ps.to_dense()  # d × L
+    ref = (torch.diag(p.signs) @ H @ Ps.T)[:20] / math.sqrt(20)
+    torch.testing.assert_close(p.to_dense(), ref)
+    with pytest.raises(InvalidArgumentError, match="q"):
+        projbench.make_projection("fastjl", d=2, D=3, q=0.0)
+
+
+def test_fastjl_stays_well_conditioned_as_d_grows() -> None:
+    """Columns stay near-orthonormal: singular values of P for d = D/8 within [0.5, 1.5]."""
+    p = projbench.make_projection("fastjl", d=128, D=1024, seed=0, dtype=torch.float64)
+    sv = torch.linalg.svdvals(p.to_dense())
+    assert 0.5 < float(sv.min()) and float(sv.max()) < 1.5
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_unknown_option_is_rejected(name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="does not take option"):
+        projbench.make_projection(name, d=2, D=4, bogus=1)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_summary_is_one_line(name: str) -> None:
+    from projbench.manager import get_registry
+
+    cls = get_registry("projections").get(name)
+    assert cls.summary and "\n" not in cls.summary
