@@ -85,10 +85,13 @@ def time_callable(
     min_total_s: float = 0.0,
     max_repeats: int = 200,
     max_inner: int = 10_000,
+    max_total_s: float | None = None,
 ) -> TimingResult:
     """Time ``fn()`` (or ``fn(setup())``) on ``device``; see the module docstring.
 
     ``warmup`` untimed calls come first (allocator, kernel selection, lazy init).
+    ``max_total_s`` caps the sampling time for slow calls: sampling stops once it is exceeded
+    and at least 3 samples (or ``repeats`` if fewer) are in.
     Returns per-call seconds; every sample is > 0.
     """
     if repeats < 1 or warmup < 0 or max_repeats < repeats:
@@ -121,8 +124,11 @@ def time_callable(
             inner = max(1, min(max_inner, int(min_sample_s / max(first, 1e-9)) + 1))
     samples: list[float] = []
     start = clock()
+    floor = min(3, repeats)
     while len(samples) < repeats or (clock() - start < min_total_s and len(samples) < max_repeats):
         samples.append(max(one(inner), 1e-12))
+        if max_total_s is not None and len(samples) >= floor and clock() - start > max_total_s:
+            break
     return TimingResult(samples=samples, inner=inner, warmup=warmup)
 
 

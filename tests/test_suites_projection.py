@@ -1,0 +1,417 @@
+"""Tests of the distortion, speed and memory suites and the timing helper.
+
+Tiny test projections are registered at runtime (a dense Gaussian one, a very sparse one, and
+one that refuses large sizes), so these tests do not depend on the built-in projections.
+References are closed forms (χ²_d/d moments, the JL formula) and direct computation.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import projbench
+from projbench import manager
+from projbench.errors import InvalidArgumentError, ResourceLimitError
+from projbench.metrics.distortion import (
+    DistortionSuite,
+    chi2_ideal,
+    default_eps,
+    make_points,
+    sketch_ratios,
+)
+from projbench.metrics.memory import MemorySuite, measure_step_memory
+from projbench.metrics.speed import SpeedSuite, scaling_exponents
+from projbench.metrics.timing import time_callable
+from projbench.suites import Case, RunSettings, Suite
+
+
+class _TestDense(projbench.Projection):
+    """i.i.d. N(0, 1/D) entries: the Gaussian ideal of the distortion suite."""
+
+    name = "pbtest-dense"
+
+    def __init__(self, d, D, *, seed=0, device=None, dtype=torch.float32, budget_bytes=1 << 26):
+        super().__init__(d, D, seed=seed, device=device, dtype=dtype)
+        if D * d * 4 > budget_bytes:
+            raise ResourceLimitError(f"dense {D}x{d} exceeds budget_bytes={budget_bytes}")
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("matrix", (torch.randn(D, d, generator=g) / math.sqrt(D)).to(dtype))
+
+    def forward(self, theta):
+        return theta @ self.matrix.T
+
+    def adjoint(self, y):
+        return y @ self.matrix
+
+
+class _TestSparse(projbench.Projection):
+    """Very sparse: entries ±1/√(sD) with probability s = 1/√D (Li et al. 2006); dense storage."""
+
+    name = "pbtest-sparse"
+
+    def __init__(self, d, D, *, seed=0, device=None, dtype=torch.float32):
+        super().__init__(d, D, seed=seed, device=device, dtype=dtype)
+        g = torch.Generator().manual_seed(seed)
+        s = 1 / math.sqrt(D)
+        mask = torch.rand(D, d, generator=g) < s
+        signs = torch.randint(0, 2, (D, d), generator=g).float() * 2 - 1
+        self.register_buffer("matrix", (mask * signs / math.sqrt(s * D)).to(dtype))
+
+    def forward(self, theta):
+        return theta @ self.matrix.T
+
+    def adjoint(self, y):
+        return y @ self.matrix
+
+
+@pytest.fixture
+def test_projections():
+    plugin = types.ModuleType("pbtest_plugin")
+
+    @projbench.hookimpl
+    def projbench_register_projections(registry):
+        registry.add(_TestDense)
+        registry.add(_TestSparse)
+
+    plugin.projbench_register_projections = projbench_register_projections
+    manager.register_plugin(plugin, "pbtest")
+    yield ["pbtest-dense", "pbtest-sparse"]
+    manager.unregister_plugin("pbtest")
+
+
+def _record(suite, case, outcome):
+    return {"suite": suite.name, "projection": case.projection, "params": case.params,
+            "status": outcome.status, "stats": outcome.stats, "samples": outcome.samples,
+            "memory": outcome.memory}
+
+
+# ------------------------------------------------------------------------------------------
+# timing
+# ------------------------------------------------------------------------------------------
+def test_time_callable_positive_and_ordered():
+    x = torch.randn(256, 256)
+    res = time_callable(lambda: x @ x, warmup=1, repeats=5, min_sample_s=1e-4)
+    assert res.repeats >= 5 and res.inner >= 1
+    assert all(s > 0 for s in res.samples)
+    assert 0 < res.q1 <= res.median <= res.q3 and res.iqr >= 0
+
+
+def test_time_callable_setup_is_untimed():
+    import time
+
+    res = time_callable(lambda _: None, setup=lambda: time.sleep(0.02), warmup=0, repeats=3)
+    assert res.inner == 1
+    assert 0 < res.median < 0.01  # the 20 ms of setup are not in the samples
+
+
+def test_time_callable_measures_sleep():
+    import time
+
+    res = time_callable(lambda: time.sleep(0.005), warmup=0, repeats=3, min_sample_s=0)
+    assert 0.004 < res.median < 0.1
+
+
+def test_time_callable_max_total_caps_slow_calls():
+    import time
+
+    res = time_callable(lambda: time.sleep(0.02), warmup=0, repeats=20, min_sample_s=0, max_total_s=0.05)
+    assert 3 <= res.repeats <= 5
+
+
+def test_time_callable_rejects_bad_arguments():
+    with pytest.raises(InvalidArgumentError):
+        time_callable(lambda: None, repeats=0)
+
+
+# ------------------------------------------------------------------------------------------
+# distortion
+# ------------------------------------------------------------------------------------------
+def test_suites_satisfy_protocol():
+    for suite in (DistortionSuite(), SpeedSuite(), MemorySuite()):
+        assert isinstance(suite, Suite)
+        assert suite.name and suite.description and suite.table_columns
+
+
+def test_chi2_ideal_matches_closed_form():
+    from scipy.stats import chi2
+
+    d, eps = 50, 0.2
+    ideal = chi2_ideal(d, eps)
+    assert ideal["ideal_std"] == pytest.approx(math.sqrt(2 / d))
+    assert ideal["ideal_std"] == pytest.approx(chi2(d).std() / d)
+    # Monte-Carlo of χ²_d/d as an independent check of the tail formula
+    g = torch.Generator().manual_seed(0)
+    r = (torch.randn(50_000, d, generator=g, dtype=torch.float64) ** 2).mean(1)
+    assert ((r - 1).abs() > eps).double().mean().item() == pytest.approx(ideal["ideal_frac_out"], abs=0.006)
+    assert default_eps(128) == 0.25 and default_eps(10) == 0.5 and default_eps(100_000) == 0.05
+
+
+def test_sketch_ratios_match_direct_computation(test_projections):
+    P = projbench.make_projection("pbtest-dense", d=8, D=64, seed=3, dtype=torch.float64)
+    X = make_points("gaussian", 5, 64, seed=1)
+    norm_r, pair_r = sketch_ratios(P, X)
+    Xd = X.double()
+    S = math.sqrt(64 / 8) * P.matrix.T  # (d, D)
+    direct_norm = ((Xd @ S.T) ** 2).sum(1) / (Xd**2).sum(1)
+    torch.testing.assert_close(norm_r, direct_norm)
+    direct_pairs = [((S @ (Xd[i] - Xd[j])) ** 2).sum() / ((Xd[i] - Xd[j]) ** 2).sum()
+                    for i in range(5) for j in range(i + 1, 5)]
+    torch.testing.assert_close(pair_r, torch.stack(direct_pairs))
+
+
+def test_basis_points_are_distinct_unit_vectors():
+    X = make_points("basis", 10, 32, seed=0)
+    assert torch.equal(X.sum(1), torch.ones(10)) and torch.equal(X.sum(0).clamp(max=1), X.sum(0))
+
+
+def test_distortion_cases_quick_grid():
+    cases = DistortionSuite().cases(["a", "b"], RunSettings())
+    assert len(cases) == 2 * 3
+    assert {c.params["input"] for c in cases} == {"gaussian", "basis", "digits"}
+    assert all(c.suite == "distortion" for c in cases)
+
+
+def _run_distortion(proj, D, d, kind, n=48, eps=None):
+    suite = DistortionSuite(eps=eps)
+    case = Case("distortion", proj, {"D": D, "d": d, "input": kind, "n_points": n,
+                                     "eps": eps or default_eps(d)})
+    return suite, case, suite.run_case(case, RunSettings(seed=0))
+
+
+def test_distortion_dense_gaussian_matches_chi2(test_projections):
+    d = 64
+    _, _, out = _run_distortion("pbtest-dense", 1024, d, "gaussian")
+    s = out.stats
+    assert out.status == "ok"
+    assert s["n"] == 48 and s["pairs"] == 48 * 47 // 2
+    assert abs(s["mean"] - 1) < 0.06
+    assert s["std"] == pytest.approx(math.sqrt(2 / d), rel=0.3)
+    assert s["ideal_std"] == pytest.approx(math.sqrt(2 / d))
+    assert abs(s["frac_out"] - s["ideal_frac_out"]) < 0.1
+    assert s["ks"] < 0.2
+    eps = s["eps"]
+    assert s["jl_k"] == math.ceil(4 * math.log(48) / (eps**2 / 2 - eps**3 / 3))
+    assert 0 < len(out.samples["pair_ratios"]) <= 200 and len(out.samples["norm_ratios"]) <= 100
+    assert s["max_dev"] >= max(abs(r - 1) for r in out.samples["pair_ratios"]) - 1e-12
+
+
+def test_distortion_detects_sparse_failure_on_basis_inputs(test_projections):
+    """A very sparse projection is fine on Gaussian inputs but not on basis vectors."""
+    _, _, gauss = _run_distortion("pbtest-sparse", 1024, 64, "gaussian")
+    _, _, basis = _run_distortion("pbtest-sparse", 1024, 64, "basis")
+    _, _, dense_basis = _run_distortion("pbtest-dense", 1024, 64, "basis")
+    assert gauss.stats["std_vs_ideal"] < 1.5
+    assert basis.stats["std_vs_ideal"] > 2 and basis.stats["frac_out"] > 4 * basis.stats["ideal_frac_out"]
+    assert dense_basis.stats["std_vs_ideal"] < 1.5
+
+
+def test_distortion_digits_input(test_projections):
+    _, _, out = _run_distortion("pbtest-dense", 256, 32, "digits", n=30)
+    if "digits" not in projbench.list_plugins("datasets"):
+        assert out.status == "skipped" and "digits" in out.error
+    else:
+        assert out.status == "ok" and abs(out.stats["mean"] - 1) < 0.3
+
+
+def test_distortion_budget_refusal_is_skipped(test_projections):
+    settings = RunSettings(options={"budget_bytes": 1000})
+    case = Case("distortion", "pbtest-dense", {"D": 1024, "d": 16, "input": "gaussian",
+                                               "n_points": 8, "eps": 0.5})
+    out = DistortionSuite().run_case(case, settings)
+    assert out.status == "skipped" and "budget" in out.error
+
+
+# ------------------------------------------------------------------------------------------
+# speed
+# ------------------------------------------------------------------------------------------
+def test_speed_run_case(test_projections):
+    suite = SpeedSuite(grid={"D": (256, 1024), "d": (16,), "batch": (2,)})
+    settings = RunSettings()
+    cases = suite.cases(["pbtest-dense"], settings)
+    assert [c.params["D"] for c in cases] == [256, 1024]
+    records = []
+    for case in cases:
+        out = suite.run_case(case, settings)
+        assert out.status == "ok"
+        for op in ("forward", "adjoint", "backward"):
+            assert out.stats[f"{op}_ms"] > 0 and out.stats[f"{op}_iqr_ms"] >= 0
+        expected = 2 * case.params["D"] / out.stats["forward_ms"] / 1e3
+        assert out.stats["forward_Mel_s"] == pytest.approx(expected)
+        records.append(_record(suite, case, out))
+    alphas = scaling_exponents(records)
+    ops = ("forward", "adjoint", "backward")
+    assert set(alphas) == {("pbtest-dense", 16, 2, "float32", "cpu", op) for op in ops}
+    from matplotlib.figure import Figure
+
+    assert isinstance(suite.figure(records), Figure)
+    assert suite.figure([]) is None
+
+
+def test_scaling_exponent_recovers_power_law():
+    recs = [{"suite": "speed", "projection": "p", "status": "ok",
+             "params": {"D": D, "d": 10, "batch": 1, "dtype": "float32", "device": "cpu"},
+             "stats": {"forward_ms": 3e-4 * D**1.5, "adjoint_ms": 2.0 * D}} for D in (2**10, 2**12, 2**14)]
+    alphas = scaling_exponents(recs)
+    assert alphas[("p", 10, 1, "float32", "cpu", "forward")] == pytest.approx(1.5)
+    assert alphas[("p", 10, 1, "float32", "cpu", "adjoint")] == pytest.approx(1.0)
+    assert ("p", 10, 1, "float32", "cpu", "backward") not in alphas
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_speed_cuda_unavailable_is_skipped(test_projections):
+    case = Case("speed", "pbtest-dense", {"D": 64, "d": 4, "batch": 1, "dtype": "float32", "device": "cuda"})
+    out = SpeedSuite().run_case(case, RunSettings(device="cuda"))
+    assert out.status == "skipped" and "CUDA" in out.error
+
+
+def test_speed_oversized_case_is_skipped(test_projections):
+    params = {"D": 1 << 40, "d": 4, "batch": 1, "dtype": "float32", "device": "cpu"}
+    case = Case("speed", "pbtest-dense", params)
+    out = SpeedSuite().run_case(case, RunSettings())
+    assert out.status == "skipped" and "GiB" in out.error
+
+
+# ------------------------------------------------------------------------------------------
+# memory
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["profiler", "rss"])
+def test_memory_run_case(test_projections, method):
+    suite = MemorySuite(grid={"D": (4096,), "d": (16,)}, cpu_method=method)
+    settings = RunSettings()
+    (case,) = suite.cases(["pbtest-dense"], settings)
+    try:
+        out = suite.run_case(case, settings)
+    except InvalidArgumentError as exc:  # rss method where /proc/self/clear_refs is read-only
+        pytest.skip(str(exc))
+    s = out.stats
+    assert out.status == "ok"
+    assert s["state_bytes"] == 4096 * 16 * 4 == s["dense_bytes"]
+    assert s["state_fraction"] == pytest.approx(1.0)
+    if method == "profiler" and s["peak_method"] == "torch_profiler":
+        # the step allocates at least the (1, D) output and its (1, d) gradient, and far less
+        # than a copy of the matrix per call would need many times over
+        assert 4096 * 4 <= s["peak_step_bytes"] < 10 * s["state_bytes"]
+    else:
+        assert s["peak_step_bytes"] >= 0
+    assert out.memory["state_bytes"] == s["state_bytes"]
+    from matplotlib.figure import Figure
+
+    assert isinstance(suite.figure([_record(suite, case, out)]), Figure)
+
+
+def test_memory_profiler_sees_large_temporary():
+    """A step that allocates a 4 MiB temporary must show a peak of at least 4 MiB."""
+    from projbench.metrics.memory import peak_cpu_profiler
+
+    peak = peak_cpu_profiler(lambda: torch.ones(1 << 20).sum())
+    assert peak >= 4 << 20
+
+
+def test_measure_step_memory_grows_with_D(test_projections):
+    small = measure_step_memory(projbench.make_projection("pbtest-dense", d=4, D=1 << 12))
+    large = measure_step_memory(projbench.make_projection("pbtest-dense", d=4, D=1 << 16))
+    if small["peak_method"] == "torch_profiler":
+        assert large["peak_step_bytes"] > 8 * small["peak_step_bytes"]
+
+
+def test_memory_budget_refusal_is_skipped(test_projections):
+    settings = RunSettings(options={"budget_bytes": 1000})
+    (case,) = MemorySuite(grid={"D": (1024,), "d": (16,)}).cases(["pbtest-dense"], settings)
+    out = MemorySuite().run_case(case, settings)
+    assert out.status == "skipped" and "budget" in out.error
+    assert out.stats["dense_bytes"] == 1024 * 16 * 4
+
+
+def test_distortion_figure(test_projections):
+    suite = DistortionSuite()
+    records = []
+    for proj in test_projections:
+        for kind in ("gaussian", "basis"):
+            suite_, case, out = _run_distortion(proj, 512, 32, kind, n=16)
+            records.append(_record(suite_, case, out))
+    from matplotlib.figure import Figure
+
+    assert isinstance(suite.figure(records), Figure)
+    assert suite.figure([]) is None
+
+
+# ------------------------------------------------------------------------------------------
+# every registered projection (built-ins and installed plugins) through the three suites
+# ------------------------------------------------------------------------------------------
+def _registered() -> list[str]:
+    try:
+        return [n for n in projbench.list_plugins("projections") if not n.startswith("pbtest")]
+    except Exception:  # noqa: BLE001 - a broken plugin is reported by the manager tests
+        return []
+
+
+@pytest.mark.parametrize("name", _registered())
+def test_registered_projection_through_suites(name):
+    """Gaussian inputs: every projection's sketch is χ²_d/d-like; speed and memory run."""
+    settings = RunSettings(seed=0)
+    _, _, out = _run_distortion(name, 1024, 64, "gaussian", n=32)
+    assert out.status == "ok", out.error
+    assert abs(out.stats["mean"] - 1) < 0.15
+    assert 0.5 < out.stats["std_vs_ideal"] < 2.0
+    speed = SpeedSuite(grid={"D": (512,), "d": (8,), "batch": (2,)})
+    (case,) = speed.cases([name], settings)
+    res = speed.run_case(case, settings)
+    assert res.status == "ok" and all(res.stats[f"{op}_ms"] > 0 for op in ("forward", "adjoint", "backward"))
+    mem = MemorySuite(grid={"D": (512,), "d": (8,)})
+    (case,) = mem.cases([name], settings)
+    res = mem.run_case(case, settings)
+    P = projbench.make_projection(name, d=8, D=512)
+    assert res.status == "ok" and res.stats["state_bytes"] == P.memory_bytes() > 0
+    assert res.stats["peak_step_bytes"] >= 0
+
+
+# ------------------------------------------------------------------------------------------
+# benchmarks (tiny sizes: they must run and write their files; no speed assertions)
+# ------------------------------------------------------------------------------------------
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:  # `benchmarks` is a top-level package of the repository, not installed
+    sys.path.insert(0, _REPO)
+
+def test_naive_fwht_matches_scipy():
+    from scipy.linalg import hadamard
+
+    from benchmarks.bench_fwht import fwht_naive
+
+    x = torch.randn(2, 3, 64, dtype=torch.float64)
+    torch.testing.assert_close(fwht_naive(x), x @ torch.from_numpy(hadamard(64)).double())
+
+
+def test_bench_fwht_writes_results(tmp_path):
+    import json
+
+    from benchmarks.bench_fwht import main
+
+    main(["--quick", "--min-exp", "4", "--max-exp", "6", "--batches", "1,4", "--max-elements", "128",
+          "--out-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "bench_fwht_cpu.json").read_text())
+    assert payload["machine"]["torch_threads"] >= 1 and payload["machine"]["torch"] == torch.__version__
+    rows = payload["rows"]
+    assert [(r["batch"], r["n"], r["status"]) for r in rows] == [
+        (1, 16, "ok"), (1, 32, "ok"), (1, 64, "ok"), (4, 16, "ok"), (4, 32, "ok"), (4, 64, "skipped")]
+    assert all(r["ours_s"] > 0 and r["naive_over_ours"] > 0 for r in rows if r["status"] == "ok")
+    assert "| 2^5 |" in (tmp_path / "bench_fwht_cpu.md").read_text()
+
+
+def test_bench_projections_writes_results(tmp_path, test_projections):
+    import json
+
+    from benchmarks.bench_projections import main
+
+    main(["--quick", "--projections", "pbtest-dense", "--D-exps", "8,10", "--ds", "4,16",
+          "--dense-budget-mib", "1e9", "--out-dir", str(tmp_path)])
+    rows = json.loads((tmp_path / "bench_projections_cpu.json").read_text())["rows"]
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        assert r["state_bytes"] == r["D"] * r["d"] * 4
+        assert r["forward_ms"] > 0 and r["backward_ms"] > 0 and r["adjoint_ms"] > 0
