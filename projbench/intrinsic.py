@@ -37,7 +37,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -221,13 +221,20 @@ class RunCache:
             if r.get("suite") == SUITE and r.get("status") in ("ok", "diverged") and "key" in r:
                 self._known[str(r["key"])] = result_from_record(r)
                 self.records.append(r)
+        self._from_file = set(self._known)
+        self._reused_keys: set[str] = set()
         self.trained = 0
-        self.reused = 0
+
+    @property
+    def reused(self) -> int:
+        """Distinct runs taken from earlier records instead of being trained."""
+        return len(self._reused_keys)
 
     def run(self, spec: RunSpec) -> TrainResult:
         key = spec.key
         if key in self._known:
-            self.reused += 1
+            if key in self._from_file:
+                self._reused_keys.add(key)
             result = self._known[key]
             if self.on_run is not None:
                 self.on_run(spec, result, True)
@@ -367,19 +374,20 @@ def _accuracy(result: TrainResult) -> float:
     return acc if math.isfinite(acc) else 0.0
 
 
-def _finish(seed: int, evaluated: dict[int, float], passed: dict[int, bool], diverged: list[int]) -> SeedCrossing:
+def _crossing(seed: int, evaluated: dict[int, float], passed: dict[int, bool], diverged: list[int],
+              target: float) -> SeedCrossing:
+    """Smallest passing d, and the log-linear interpolation from the largest d below it."""
     passing = sorted(d for d, ok in passed.items() if ok)
+    evaluated = dict(sorted(evaluated.items()))
     if not passing:
-        return SeedCrossing(seed, None, None, dict(sorted(evaluated.items())), diverged)
+        return SeedCrossing(seed, None, None, evaluated, diverged)
     d_hi = passing[0]
     below = [d for d in evaluated if d < d_hi]
-    if not below:
-        interp: float | None = float(d_hi)
-    else:
-        d_lo = max(below)
-        interp = None  # filled by the caller, which knows the target
-        interp = (d_lo, d_hi)  # type: ignore[assignment]
-    return SeedCrossing(seed, d_hi, interp, dict(sorted(evaluated.items())), diverged)  # type: ignore[arg-type]
+    if not below:  # the crossing is the smallest d tried: nothing to interpolate from
+        return SeedCrossing(seed, d_hi, float(d_hi), evaluated, diverged)
+    d_lo = max(below)
+    interp = interpolate_crossing(d_lo, evaluated[d_lo], d_hi, evaluated[d_hi], target)
+    return SeedCrossing(seed, d_hi, interp, evaluated, diverged)
 
 
 def search_seed(
@@ -422,11 +430,7 @@ def search_seed(
                     lo = mid
     else:
         raise InvalidArgumentError(f"search must be one of {SEARCHES}, got {search!r}")
-    crossing = _finish(seed, evaluated, passed, diverged)
-    if isinstance(crossing.interpolated, tuple):
-        d_lo, d_hi = crossing.interpolated
-        crossing.interpolated = interpolate_crossing(d_lo, evaluated[d_lo], d_hi, evaluated[d_hi], target)
-    return crossing
+    return _crossing(seed, evaluated, passed, diverged, target)
 
 
 def _validate(search: str, baseline: str, threshold: float, d_min: int, d_max: int, rtol: float,
@@ -599,5 +603,3 @@ __all__ = [
     "SeedCrossing", "Trainer", "find_intrinsic_dim", "global_baseline_recipes", "interpolate_crossing",
     "plot_intrinsic", "result_from_record", "search_seed",
 ]
-
-_ = asdict  # re-exported helpers used by callers building records

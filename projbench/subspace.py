@@ -229,7 +229,11 @@ class SubspaceModel(nn.Module):
     @property
     def projection(self) -> Projection | nn.ModuleList:
         """The global projection P (D×d); with ``per_layer`` the ModuleList of per-tensor P_i."""
-        return self.projections if self.per_layer else self.projections[0]
+        if self.per_layer:
+            return self.projections
+        proj = self.projections[0]
+        assert isinstance(proj, Projection)
+        return proj
 
     @property
     def projection_name(self) -> str:
@@ -262,10 +266,9 @@ class SubspaceModel(nn.Module):
     def parameter_dict(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Name -> view of θ (or of ``flat``) shaped like that parameter."""
         flat = self.flat_parameters() if flat is None else flat
-        return {
-            name: flat[start:stop].view(shape)
-            for name, shape, (start, stop) in zip(self._names, self._shapes, self._slices)
-        }
+        # one split (backward: one cat) rather than k slices (backward: k zero-filled D-vectors)
+        pieces = torch.split(flat, list(self._numels))
+        return {name: piece.view(shape) for name, shape, piece in zip(self._names, self._shapes, pieces)}
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped model's forward with parameters θ₀ + P θ_d (buffers: the model's own)."""

@@ -250,7 +250,7 @@ def train(
                 idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
                 logits = model(x_all[idx])
                 loss = F.cross_entropy(logits, y_all[idx])
-                loss_value = float(loss)  # one sync per step: needed to stop on NaN at once
+                loss_value = loss.detach().item()  # one sync per step: needed to stop on NaN at once
                 if not math.isfinite(loss_value):
                     status, diverged_at, last_loss = "diverged", step, loss_value
                     break
