@@ -204,7 +204,9 @@ def resolve_device(device: str) -> str:
     except RuntimeError:
         raise InvalidArgumentError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+        raise InvalidArgumentError(
+            f"device {device!r} requested but CUDA is not available here; use --device cpu"
+        )
     return device
 
 

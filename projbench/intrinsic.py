@@ -598,8 +598,70 @@ def plot_intrinsic(result: IntrinsicDimResult, path: str | os.PathLike[str]) -> 
     return out
 
 
+#: Columns of ``projbench report`` tables for intrinsic-dimension records.
+REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("test acc", "test_accuracy"), ("test loss", "test_loss"), ("steps", "steps"),
+    ("epochs", "epochs"), ("wall s", "wall_s"),
+)
+
+
+def figure_from_records(records: list[dict[str, Any]]) -> Any:
+    """Accuracy vs d from recorded ``intrinsic`` cases (for ``projbench report``).
+
+    One curve per projection, mean ± std over seeds at each d, the mean baseline accuracy
+    and 90 % of it. Returns a matplotlib Figure, or None without subspace records.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_proj: dict[str, dict[int, list[float]]] = {}
+    baselines: list[float] = []
+    for r in records:
+        acc = r.get("stats", {}).get("test_accuracy")
+        if not isinstance(acc, int | float):
+            continue
+        d = (r.get("params") or {}).get("d")
+        if d is None:
+            baselines.append(float(acc))
+        else:
+            by_proj.setdefault(str(r.get("projection")), {}).setdefault(int(d), []).append(float(acc))
+    if not by_proj:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in sorted(by_proj.items()):
+        ds = sorted(curve)
+        means = [statistics.fmean(curve[d]) for d in ds]
+        stds = [statistics.pstdev(curve[d]) if len(curve[d]) > 1 else 0.0 for d in ds]
+        ax.errorbar(ds, means, yerr=stds, marker="o", ms=4, capsize=3, label=name)
+    if baselines:
+        base = max(baselines)
+        ax.axhline(base, color="k", ls="--", lw=1, label=f"best baseline {base:.3f}")
+        ax.axhline(0.9 * base, color="r", ls="-.", lw=1, label="90% of baseline")
+    ax.set_xscale("log")
+    ax.set_xlabel("subspace dimension d")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
 __all__ = [
-    "DEFAULT_GRID", "IntrinsicDimResult", "ModelTrainer", "ProjectionSummary", "RunCache", "RunSpec",
-    "SeedCrossing", "Trainer", "find_intrinsic_dim", "global_baseline_recipes", "interpolate_crossing",
-    "plot_intrinsic", "result_from_record", "search_seed",
+    "DEFAULT_GRID",
+    "REPORT_COLUMNS",
+    "IntrinsicDimResult",
+    "ModelTrainer",
+    "ProjectionSummary",
+    "RunCache",
+    "RunSpec",
+    "SeedCrossing",
+    "Trainer",
+    "figure_from_records",
+    "find_intrinsic_dim",
+    "global_baseline_recipes",
+    "interpolate_crossing",
+    "plot_intrinsic",
+    "result_from_record",
+    "search_seed",
 ]

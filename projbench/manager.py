@@ -172,7 +172,7 @@ def get_registry(kind: str) -> Registry[Any]:
                 impl.function(registry=registry)
             except ProjbenchError:
                 raise  # e.g. a duplicate name: ambiguous, must be fixed by the user
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
                 warnings.warn(
                     f"projbench plugin {impl.plugin_name!r} failed while registering {kind} and "
                     f"is skipped for them: {type(exc).__name__}: {exc}",

@@ -64,13 +64,30 @@ def format_params(params: dict[str, Any] | None) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in (params or {}).items())
 
 
-def _suite_columns(suite_name: str, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _suite_view(suite_name: str) -> Any | None:
+    """The object that knows how to show records of ``suite_name``: a registered suite, or the
+    core's intrinsic-dimension search (its records are not produced by ``projbench run``)."""
     from projbench.errors import UnknownNameError
     from projbench.manager import get_registry
 
     try:
-        return list(get_registry("suites").get(suite_name).table_columns)
+        return get_registry("suites").get(suite_name)
     except UnknownNameError:
+        if suite_name == "intrinsic":
+            from types import SimpleNamespace
+
+            from projbench import intrinsic
+
+            return SimpleNamespace(table_columns=intrinsic.REPORT_COLUMNS,
+                                   figure=intrinsic.figure_from_records)
+        return None
+
+
+def _suite_columns(suite_name: str, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    view = _suite_view(suite_name)
+    if view is not None:
+        return list(view.table_columns)
+    else:
         keys: list[str] = []
         for r in records:
             for k in (r.get("stats") or {}):
@@ -146,18 +163,11 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from projbench.errors import UnknownNameError
-    from projbench.manager import get_registry
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for suite_name, rows in group_by_suite(records).items():
-        try:
-            suite = get_registry("suites").get(suite_name)
-        except UnknownNameError:
-            continue
-        draw = getattr(suite, "figure", None)
+        draw = getattr(_suite_view(suite_name), "figure", None)
         if draw is None:
             continue
         ok_rows = [r for r in rows if r.get("status") == "ok"]

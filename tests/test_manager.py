@@ -48,7 +48,9 @@ def install_fake_distribution(root: Path, dist: str, module: str, source: str, e
 
 @pytest.fixture
 def third_party(tmp_path, monkeypatch, fresh_manager):
-    install_fake_distribution(tmp_path, "rademacher_plugin", "rademacher_plugin", DESIGN_EXAMPLE, "rademacher")
+    install_fake_distribution(
+        tmp_path, "rademacher_plugin", "rademacher_plugin", DESIGN_EXAMPLE, "rademacher"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     sys.modules.pop("rademacher_plugin", None)
@@ -118,7 +120,8 @@ def test_duplicate_projection_names_both_plugins(fresh_manager) -> None:
 
     dup.projbench_register_projections = projbench_register_projections  # type: ignore[attr-defined]
     manager.register_plugin(dup, "dup-plugin")
-    with pytest.raises(DuplicateNameError, match="projection 'dense' is registered twice: by plugin 'dense' and by plugin 'dup-plugin'"):
+    expected = "projection 'dense' is registered twice: by plugin 'dense' and by plugin 'dup-plugin'"
+    with pytest.raises(DuplicateNameError, match=expected):
         manager.get_registry("projections")
 
 

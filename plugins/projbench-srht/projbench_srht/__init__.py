@@ -52,7 +52,7 @@ class SRHT(projbench.Projection):
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., d): pad, signs, H (normalised), gather rows, scale."""
         full = torch.nn.functional.pad(y, (0, self.L - self.D)) * self.signs
-        return projbench.fwht(full, normalized=True)[..., self.rows] * self.scale
+        return torch.index_select(projbench.fwht(full, normalized=True), -1, self.rows) * self.scale
 
 
 @projbench.hookimpl
