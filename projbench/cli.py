@@ -245,6 +245,7 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     embedded defaults in well under a minute on a laptop CPU: JL distortion, speed, memory
     and subspace-training accuracy on scikit-learn's digits. Results are appended to a
     JSON-lines file whose path is printed on stdout; read it with `projbench report`.
+    The exit status is 1 when any case failed (its error is recorded; the others still run).
     """
     from projbench.executors import make_executor
     from projbench.report import make_progress, print_tables, stderr_console
@@ -278,8 +279,10 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     resumed = f" ({result.skipped_existing} reused from the earlier run)" if result.skipped_existing else ""
     console.print(f"{len(result.records)} cases: {counts}{resumed} in {result.wall_s:.1f} s")
     click.echo(str(path))
-    if any(r["status"] == "failed" for r in result.records):
-        console.print("[red]some cases failed; their errors are in the table and the results file[/]")
+    failed = sum(r["status"] == "failed" for r in result.records)
+    if failed:
+        console.print(f"[red]{failed} case(s) failed; their errors are in the table and in {path}[/]")
+        raise SystemExit(1)
 
 
 @cli.command("report")

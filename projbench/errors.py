@@ -1,7 +1,7 @@
 """Exceptions a user can act on.
 
 Every error projbench raises on purpose derives from :class:`ProjbenchError`; the CLI prints
-such errors as one line (no traceback) and exits with status 2.
+such errors as one line (``Error: ...``, no traceback) and exits with status 1.
 """
 
 from __future__ import annotations

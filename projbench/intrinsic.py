@@ -495,6 +495,16 @@ def find_intrinsic_dim(
         if architecture is None or dataset is None:
             raise InvalidArgumentError("architecture and dataset are needed by the default trainer")
         trainer = ModelTrainer(architecture, dataset, data_dir=data_dir, device=device)
+    if isinstance(trainer, ModelTrainer):
+        # Fail before any data is loaded or trained: the model must exist for this dataset,
+        # and no subspace may be larger than the parameter space itself.
+        num_params = trainer.num_parameters()
+        largest = d_max if search == "bisect" else max(grid)
+        if largest > num_params:
+            raise InvalidArgumentError(
+                f"the largest d searched ({largest:,}) exceeds D = {num_params:,}, the number of "
+                f"parameters of {architecture!r} on {dataset!r}; lower --d-max (or the grid) to at most D"
+            )
     opts = tuple(sorted((options or {}).items()))
     config = {
         "command": "intrinsic-dim", "architecture": architecture, "dataset": dataset,

@@ -143,3 +143,14 @@ def test_report_draws_intrinsic_dimension_records(runner, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "test acc" in result.output
     assert (tmp_path / "f" / "intrinsic.png").stat().st_size > 1000
+
+
+def test_failed_cases_are_recorded_and_exit_non_zero(runner, tmp_path) -> None:
+    """A bad option value fails every case of that projection: recorded, reported, exit 1."""
+    result = runner.invoke(cli, ["run", "--proj", "fastjl", "-o", "q=2", "--suite", "distortion",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "failed" in result.output
+    run = read_run(next(tmp_path.glob("*.jsonl")))
+    assert run.complete and run.cases and all(c["status"] == "failed" for c in run.cases)
+    assert "q (FJLT sparsity) must be a number in (0, 1]" in run.cases[0]["error"]
