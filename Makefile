@@ -34,6 +34,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check projbench tests plugins benchmarks
+	$(VENV)/bin/mypy projbench
 
 clean-venv:
 	rm -rf $(VENV)

@@ -99,6 +99,8 @@ class SparsePair(nn.Module):
     Both are differentiable in their input, with the backward using the other stored matrix.
     """
 
+    a_val: torch.Tensor  # (nnz,) values of A in CSR order
+
     def __init__(
         self, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
     ) -> None:

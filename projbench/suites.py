@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -94,9 +94,9 @@ class CaseOutcome:
 class Suite(Protocol):
     """A measurement suite. ``table_columns`` are (header, stats key) for the summary table."""
 
-    name: ClassVar[str] | str
-    description: ClassVar[str] | str
-    table_columns: ClassVar[tuple[tuple[str, str], ...]] | tuple[tuple[str, str], ...]
+    name: str
+    description: str
+    table_columns: tuple[tuple[str, str], ...]
 
     def cases(self, projections: list[str], settings: RunSettings) -> list[Case]: ...
 

@@ -284,13 +284,13 @@ def run_all_checks(
     devices: list[torch.device | str | None] = [None] if device is None else [None, device]
     for dev in devices:
         p = build(name_or_cls, d, D, seed=seed, dtype=torch.float64, device=dev, **options)
-        p._testing_options = dict(options)  # type: ignore[attr-defined]
+        p._testing_options = dict(options)  # type: ignore[attr-defined,assignment]
         for check in INSTANCE_CHECKS:
             check(p)
             done.append(check.__name__ if dev is None else f"{check.__name__}[{dev}]")
     if device is not None:
         p = build(name_or_cls, d, D, seed=seed, dtype=torch.float64, **options)
-        p._testing_options = dict(options)  # type: ignore[attr-defined]
+        p._testing_options = dict(options)  # type: ignore[attr-defined,assignment]
         check_device(p, device)
         done.append("check_device")
     for cls_check in (check_determinism, check_dtypes, check_column_norms):

@@ -25,6 +25,7 @@ class DenseProjection(Projection):
     """Dense Gaussian projection P_ij ~ N(0, 1/D) (options: exact unit columns, byte budget)."""
 
     name = "dense"
+    matrix: torch.Tensor  # (D, d) buffer
     summary = "i.i.d. Gaussian N(0, 1/D) matrix, O(D·d) memory and time (reference)"
 
     def __init__(

@@ -37,6 +37,11 @@ class FastfoodProjection(Projection):
     """P θ = c·(H G Π H B [θ; 0])[:D] with one global L = 2^⌈log₂ max(D,d)⌉ block."""
 
     name = "fastfood"
+    signs: torch.Tensor  # (L,) Rademacher B
+    gauss: torch.Tensor  # (L,) Gaussian diagonal G
+    perm: torch.Tensor  # (L,) int64 permutation Π
+    inv_perm: torch.Tensor  # (L,) its inverse
+    scale: torch.Tensor  # () unit-column factor
     summary = "Fastfood H·G·Π·H·B (Le et al. 2013; Li et al. 2018), one global block, O(L) memory"
 
     def __init__(

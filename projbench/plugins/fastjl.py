@@ -55,6 +55,7 @@ class FastJLProjection(Projection):
     """P θ = (D_s H P_sᵀ θ)[:D]/√D, the transposed Ailon–Chazelle FJLT (sparsity option q)."""
 
     name = "fastjl"
+    signs: torch.Tensor  # (L,) Rademacher D_s
     summary = "Ailon-Chazelle FJLT P_s·H·D_s used transposed; sparse P_s, q = min(1, ln²L/L)"
 
     def __init__(
