@@ -154,3 +154,25 @@ def test_failed_cases_are_recorded_and_exit_non_zero(runner, tmp_path) -> None:
     run = read_run(next(tmp_path.glob("*.jsonl")))
     assert run.complete and run.cases and all(c["status"] == "failed" for c in run.cases)
     assert "q (FJLT sparsity) must be a number in (0, 1]" in run.cases[0]["error"]
+
+
+def test_process_pool_executor_records_every_case(runner, tmp_path) -> None:
+    args = ["run", "--proj", "fastjl,dense", "--suite", "distortion", "--out", str(tmp_path)]
+    serial = runner.invoke(cli, [*args[:-1], str(tmp_path / "serial")])
+    pooled = runner.invoke(cli, [*args[:-1], str(tmp_path / "pool"), "--jobs", "2"])
+    assert serial.exit_code == 0 and pooled.exit_code == 0, pooled.output
+    by_key = {}
+    for sub in ("serial", "pool"):
+        run = read_run(next((tmp_path / sub).glob("*.jsonl")))
+        by_key[sub] = {c["key"]: c["stats"]["mean"] for c in run.cases}
+    assert by_key["serial"] == by_key["pool"]  # same seeds, same numbers, any execution order
+
+
+def test_ray_executor_without_ray_is_a_clear_error(runner, tmp_path) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        result = runner.invoke(cli, ["run", "--proj", "fastjl", "--executor", "ray", "--out", str(tmp_path)])
+        assert result.exit_code != 0 and "pip install 'projbench[ray]'" in result.output
+    else:  # pragma: no cover - ray installed
+        pytest.skip("ray is installed")
