@@ -108,12 +108,10 @@ def intrinsic_dim(
     from projbench.training import recipe_for
 
     names = split_names(projections)
-    for name in names:
-        get_registry("projections").get(name)
     get_registry("architectures").get(arch)
     get_registry("datasets").get(dataset)
     options = parse_options(option_pairs)
-    validate_options(names, options)
+    validate_options(names, options)  # also rejects unknown projection names
     device = resolve_device(device)
     grid = parse_grid(grid_raw)
     recipe = recipe_for(arch, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,

@@ -38,7 +38,8 @@ class RunResult:
 
 
 def validate_options(projections: list[str], options: dict[str, Any]) -> None:
-    """Every ``-o`` option must be accepted by at least one selected projection."""
+    """Every projection name must be registered, and every ``-o`` option accepted by at least
+    one selected projection."""
     registry = get_registry("projections")
     classes = {name: registry.get(name) for name in projections}
     for key in options:
@@ -56,10 +57,7 @@ def plan_cases(projections: list[str], suites: list[str], settings: RunSettings)
     """Validate names and expand the selected suites into cases."""
     if not projections:
         raise InvalidArgumentError("choose at least one projection with --proj (see `projbench list`)")
-    proj_registry = get_registry("projections")
-    for name in projections:
-        proj_registry.get(name)
-    validate_options(projections, settings.options)
+    validate_options(projections, settings.options)  # also rejects unknown projection names
     suite_registry = get_registry("suites")
     cases: list[Case] = []
     for suite_name in suites:

@@ -23,6 +23,13 @@ from torch import nn
 from projbench.errors import InvalidArgumentError
 
 
+def check_probability(value: object, label: str) -> float:
+    """``value`` as a float in (0, 1] (a sparsity/density option), else InvalidArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < float(value) <= 1.0:
+        raise InvalidArgumentError(f"{label} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
 def bernoulli_positions(total: int, p: float, generator: torch.Generator) -> torch.Tensor:
     """Sorted int64 positions in [0, total) of i.i.d. Bernoulli(p) successes (exact law).
 

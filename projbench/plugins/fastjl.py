@@ -38,12 +38,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from projbench.errors import InvalidArgumentError
 from projbench.fwht import fwht, next_power_of_two
 from projbench.hookspecs import hookimpl
 from projbench.projection import Projection
 from projbench.registry import Registry
-from projbench.sparse_ops import SparsePair, bernoulli_positions
+from projbench.sparse_ops import SparsePair, bernoulli_positions, check_probability
 
 
 def default_q(L: int) -> float:
@@ -71,10 +70,7 @@ class FastJLProjection(Projection):
         super().__init__(d, D, seed=seed, device=device, dtype=dtype)
         L = next_power_of_two(D)
         self.L = L
-        qq = default_q(L) if q is None else q
-        if isinstance(qq, bool) or not isinstance(qq, (int, float)) or not 0.0 < float(qq) <= 1.0:
-            raise InvalidArgumentError(f"q (FJLT sparsity) must be a number in (0, 1], got {q!r}")
-        self.q = float(qq)
+        self.q = check_probability(default_q(L) if q is None else q, "q (FJLT sparsity)")
         g = torch.Generator().manual_seed(seed)
         signs = torch.randint(0, 2, (L,), generator=g).to(torch.float64) * 2 - 1
         pos = bernoulli_positions(d * L, self.q, g)

@@ -18,11 +18,10 @@ import math
 
 import torch
 
-from projbench.errors import InvalidArgumentError
 from projbench.hookspecs import hookimpl
 from projbench.projection import Projection
 from projbench.registry import Registry
-from projbench.sparse_ops import SparsePair, bernoulli_positions
+from projbench.sparse_ops import SparsePair, bernoulli_positions, check_probability
 
 
 class SparseProjection(Projection):
@@ -42,10 +41,7 @@ class SparseProjection(Projection):
         density: float | None = None,
     ) -> None:
         super().__init__(d, D, seed=seed, device=device, dtype=dtype)
-        s = 1.0 / math.sqrt(D) if density is None else density
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < float(s) <= 1.0:
-            raise InvalidArgumentError(f"density must be a number in (0, 1], got {density!r}")
-        self.density = float(s)
+        self.density = check_probability(1.0 / math.sqrt(D) if density is None else density, "density")
         g = torch.Generator().manual_seed(seed)
         pos = bernoulli_positions(D * d, self.density, g)
         rows, cols = pos // d, pos % d
