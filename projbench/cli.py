@@ -7,7 +7,6 @@ Every :class:`projbench.ProjbenchError` becomes a one-line ``Error: …`` and ex
 
 from __future__ import annotations
 
-import ast
 import json
 import sys
 import warnings
@@ -19,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from projbench import __version__
-from projbench.errors import InvalidArgumentError, ProjbenchError
+from projbench.cliutils import parse_options, resolve_device, split_names
+from projbench.errors import ProjbenchError
 from projbench.manager import REGISTRY_HOOKS, get_plugin_manager, get_registry, plugin_infos
 
 KINDS = tuple(REGISTRY_HOOKS)
@@ -175,46 +175,6 @@ def plugins_command(as_json: bool) -> None:
 # ------------------------------------------------------------------------------------------
 # run / report
 # ------------------------------------------------------------------------------------------
-def parse_option_value(raw: str) -> Any:
-    """``-o`` values: Python literals (1, 0.5, True, None, 'x') or else the plain string."""
-    try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return raw
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgumentError(f"-o expects key=value (e.g. -o q=0.05), got {pair!r}")
-        options[key.strip()] = parse_option_value(value.strip())
-    return options
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → cuda when available else cpu; a CUDA request without CUDA is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InvalidArgumentError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(
-            f"device {device!r} requested but CUDA is not available here; use --device cpu"
-        )
-    return device
-
-
-def split_names(values: tuple[str, ...]) -> list[str]:
-    """Accept both ``--x a --x b`` and ``--x a,b``."""
-    return [n.strip() for v in values for n in v.split(",") if n.strip()]
-
-
 @cli.command("run")
 @click.option("--proj", "projections", multiple=True, required=True, metavar="NAME",
               help="Projection(s) to benchmark; repeat or comma-separate; 'all' for every one.")

@@ -100,7 +100,7 @@ def intrinsic_dim(
       projbench intrinsic-dim --arch fc --dataset mnist --proj fastfood --proj fastjl \\
           --seeds 3 --epochs 5 --out runs/
     """
-    from projbench.cli import parse_options, resolve_device, split_names
+    from projbench.cliutils import parse_options, resolve_device, split_names
     from projbench.intrinsic import ModelTrainer, find_intrinsic_dim, plot_intrinsic
     from projbench.manager import get_registry
     from projbench.report import make_progress, stderr_console
