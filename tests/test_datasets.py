@@ -305,3 +305,76 @@ def test_real_mnist(data_dir: Path) -> None:
     ref = torchvision.datasets.MNIST(str(data_dir), train=False, download=False)
     torch.testing.assert_close(x_te[:, 0], (ref.data.float() / 255 - 0.1307) / 0.3081)
     assert torch.equal(y_te, ref.targets)
+
+
+# --- broken files: one-line ProjbenchError naming the file and what to do --------------------
+
+
+def _assert_one_line_about(exc: BaseException, path: Path) -> None:
+    msg = str(exc)
+    assert "\n" not in msg and str(path) in msg and "delete it" in msg
+
+
+def test_truncated_gz_idx_is_a_clear_error(tmp_path: Path) -> None:
+    """gzip raises EOFError on a cut-off stream, which click would print as a bare 'Aborted!'."""
+    make_fake_idx_dataset(tmp_path, "FashionMNIST", 4, 2, compress=True)
+    path = tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(InvalidArgumentError) as info:
+        load_dataset("fashion-mnist", "test", tmp_path)
+    _assert_one_line_about(info.value, path)
+    assert not isinstance(info.value, EOFError)
+
+
+def test_random_bytes_in_gz_is_a_clear_error(tmp_path: Path) -> None:
+    make_fake_idx_dataset(tmp_path, "MNIST", 4, 2, compress=True)
+    path = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(np.random.default_rng(3).integers(0, 256, 500, dtype=np.uint8).tobytes())
+    with pytest.raises(InvalidArgumentError) as info:
+        load_dataset("mnist", "train", tmp_path)
+    _assert_one_line_about(info.value, path)
+
+
+def test_gz_with_a_corrupt_deflate_stream_is_a_clear_error(tmp_path: Path) -> None:
+    """A valid gzip header followed by garbage: zlib.error inside gzip."""
+    make_fake_idx_dataset(tmp_path, "MNIST", 4, 2, compress=True)
+    path = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[12:] = b"\xff" * (len(raw) - 12)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InvalidArgumentError) as info:
+        load_dataset("mnist", "test", tmp_path)
+    _assert_one_line_about(info.value, path)
+
+
+@pytest.mark.parametrize("keep", [0, 3, 9, 100])
+def test_truncated_raw_idx_is_a_clear_error(tmp_path: Path, keep: int) -> None:
+    """Cut inside the magic number, inside the size fields and inside the data."""
+    make_fake_idx_dataset(tmp_path, "MNIST", 4, 2)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(InvalidArgumentError) as info:
+        load_dataset("mnist", "train", tmp_path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert "download the dataset again" in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "list", "no-data", "bad-data"])
+def test_broken_cifar_batch_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    make_fake_cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\x01garbage" * 10)
+    else:
+        payload = {
+            "list": [1, 2, 3],
+            "no-data": {"labels": [1]},
+            "bad-data": {"data": "not pixels", "labels": [1, 2]},
+        }[damage]
+        with open(path, "wb") as f:
+            pickle.dump(payload, f, protocol=2)
+    with pytest.raises(InvalidArgumentError) as info:
+        load_dataset("cifar10", "test", tmp_path)
+    _assert_one_line_about(info.value, path)

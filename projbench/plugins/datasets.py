@@ -35,6 +35,7 @@ import gzip
 import os
 import pickle
 import socket
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,37 @@ _SOURCES = {
 # file readers
 
 
+def _bad_file(path: Path, what: str, exc: BaseException | str) -> InvalidArgumentError:
+    """One-line error for a data file that exists but cannot be read: what it should be, why it
+    failed and what to do (delete it and download again, or put the right files there)."""
+    why = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip() or 'no detail'}"
+    why = why.splitlines()[0] if why else why
+    return InvalidArgumentError(
+        f"{path} is not a readable {what} ({why}); the file is truncated or corrupt: delete it and "
+        "download the dataset again, or put an intact copy there"
+    )
+
+
 def _open_maybe_gz(path: Path) -> bytes:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    return path.read_bytes()
+    """The (decompressed) bytes of ``path``; a truncated or non-gzip ``.gz`` file, or one that
+    cannot be read, raises :class:`InvalidArgumentError` naming the file (never EOFError, which
+    click would take for a user abort, nor ``gzip.BadGzipFile``)."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except EOFError as exc:  # a .gz cut short ("Compressed file ended before the end-of-stream")
+        raise _bad_file(path, "gzip file", exc) from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise _bad_file(path, "gzip file", exc) from None
+    except IsADirectoryError as exc:
+        raise _bad_file(path, "file", exc) from None
+    except PermissionError as exc:
+        raise InvalidArgumentError(
+            f"{path} cannot be read ({exc.strerror}); fix its permissions or point --data-dir / "
+            "PROJBENCH_DATA at a readable copy"
+        ) from None
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -135,23 +162,30 @@ def read_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarr
     then blue values of a 32×32 image in row-major order, and ``labels`` (N integers).
     """
     path = Path(path)
-    with open(path, "rb") as f:
-        try:
+    what = "CIFAR-10 python batch"
+    try:
+        with open(path, "rb") as f:
             entry = pickle.load(f, encoding="latin1")
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-            raise InvalidArgumentError(
-                f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc}); "
-                "delete it and download the dataset again"
-            ) from None
+    except PermissionError as exc:
+        raise InvalidArgumentError(
+            f"{path} cannot be read ({exc.strerror}); fix its permissions or point --data-dir / "
+            "PROJBENCH_DATA at a readable copy"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure (EOFError included) means a bad file
+        raise _bad_file(path, what, exc) from None
+    if not isinstance(entry, dict):
+        raise _bad_file(path, what, f"it holds a {type(entry).__name__}, not a dict")
     entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
     if "data" not in entry or "labels" not in entry:
-        raise InvalidArgumentError(f"{path} has no 'data'/'labels' entries: not a CIFAR-10 batch")
-    data = np.asarray(entry["data"], dtype=np.uint8)
-    labels = np.asarray(entry["labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise InvalidArgumentError(
-            f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}"
-        )
+        raise _bad_file(path, what, "no 'data'/'labels' entries")
+    try:
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = np.asarray(entry["labels"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _bad_file(path, what, exc) from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.ndim != 1 or data.shape[0] != labels.shape[0]:
+        raise _bad_file(path, what, f"expected data (N, 3072) and N labels, got {data.shape} and "
+                        f"{labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels
 
 
