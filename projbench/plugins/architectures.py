@@ -16,6 +16,12 @@ resnet20        —                  269,722             —
 resnet18        —                  11,173,962          —
 ==============  =================  ==================  ==============
 
+**Size options** (``make_model(arch, dataset, **options)``; the defaults give the counts above):
+``mlp`` ``width`` (64); ``fc`` ``width`` (200) and ``depth`` (2), D = (n+1)·w + (depth−1)·(w+1)·w
++ (w+1)·c for n inputs and c classes; the LeNet family and the ResNets ``scale`` (1.0), a factor
+on every channel count and dense width (LeNet: 6, 16, 120, 84; ResNets: the stage widths), each
+rounded half up and at least 1. :func:`projbench.architectures.size_for_parameters` inverts D.
+
 The MNIST and CIFAR-10 counts of fc, lenet, untied-lenet and fc-lenet equal those Li et al.
 report. The LeNet family follows their Keras code: ReLU after every hidden layer, 2×2 max-pool
 after each of the two "convolution" stages, He-normal weights (N(0, 2/fan_in)) and zero biases.
@@ -123,12 +129,42 @@ def _check_shape(input_shape: Any, num_classes: Any) -> tuple[Shape, int]:
 # fully connected
 
 
-def make_fc(input_shape: Shape, num_classes: int, hidden: tuple[int, ...] = (200, 200)) -> nn.Module:
-    """Flatten → [Linear → ReLU] per ``hidden`` width → Linear to ``num_classes`` logits.
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
-    D = Σ (fan_in + 1)·fan_out over the layers, e.g. 784-200-200-10: 199,210.
+
+def _positive_scale(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"scale must be a positive finite number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"scale must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def scaled(count: int, scale: float) -> int:
+    """A layer size ``count`` times ``scale``, rounded half up, at least 1 (``scale=1``: ``count``)."""
+    return max(1, math.floor(count * scale + 0.5))
+
+
+def make_fc(
+    input_shape: Shape,
+    num_classes: int,
+    hidden: tuple[int, ...] | None = None,
+    *,
+    width: int = 200,
+    depth: int = 2,
+) -> nn.Module:
+    """Flatten → [Linear → ReLU] per hidden width → Linear to ``num_classes`` logits.
+
+    The hidden widths are ``hidden`` if given, else ``depth`` layers of ``width`` units.
+    D = Σ (fan_in + 1)·fan_out over the layers, e.g. 784-200-200-10: 199,210; for input size n,
+    c classes, depth 2 and width w: D = (n + 1)·w + (w + 1)·w + (w + 1)·c.
     """
     shape, classes = _check_shape(input_shape, num_classes)
+    if hidden is None:
+        hidden = (_positive_int("width", width),) * _positive_int("depth", depth)
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(shape)
     for h in hidden:
@@ -140,9 +176,9 @@ def make_fc(input_shape: Shape, num_classes: int, hidden: tuple[int, ...] = (200
     return model
 
 
-def make_mlp(input_shape: Shape, num_classes: int) -> nn.Module:
-    """A small one-hidden-layer MLP: input → 64 → ``num_classes`` (ReLU); any input shape."""
-    return make_fc(input_shape, num_classes, hidden=(64,))
+def make_mlp(input_shape: Shape, num_classes: int, *, width: int = 64) -> nn.Module:
+    """A small one-hidden-layer MLP: input → ``width`` (64) → ``num_classes`` (ReLU); any input shape."""
+    return make_fc(input_shape, num_classes, hidden=(_positive_int("width", width),))
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,13 +250,16 @@ class LeNetGeometry:
     """Spatial sizes of LeNet's stages for an input (C, H, W); see the module docstring.
 
     ``padding`` of both 5×5 convolutions; ``conv1``/``pool1``/``conv2``/``pool2`` are (h, w).
+    ``scale`` multiplies the channel counts (6, 16) and dense widths (120, 84), each rounded
+    half up and at least 1 (:func:`scaled`); ``scale=1`` is Li et al.'s LeNet.
     """
 
-    channels = (6, 16)
-    hidden = (120, 84)
     kernel = 5
 
-    def __init__(self, input_shape: Shape) -> None:
+    def __init__(self, input_shape: Shape, scale: float = 1.0) -> None:
+        self.scale = _positive_scale(scale)
+        self.channels = (scaled(6, self.scale), scaled(16, self.scale))
+        self.hidden = (scaled(120, self.scale), scaled(84, self.scale))
         c, h, w = input_shape
         self.in_channels = c
         self.input = (h, w)
@@ -233,7 +272,7 @@ class LeNetGeometry:
 
     @property
     def flat(self) -> int:
-        """Number of features entering the first dense layer (16 · pool2 area)."""
+        """Number of features entering the first dense layer (channels[1] · pool2 area)."""
         return self.channels[1] * self.pool2[0] * self.pool2[1]
 
 
@@ -242,13 +281,14 @@ def lenet_supports(input_shape: Shape) -> bool:
     return len(input_shape) == 3 and min(input_shape[1:]) >= 4 and input_shape[0] >= 1
 
 
-def lenet_geometry(input_shape: Shape) -> LeNetGeometry:
-    """:class:`LeNetGeometry` of ``input_shape``; raises for inputs smaller than 4×4."""
+def lenet_geometry(input_shape: Shape, scale: float = 1.0) -> LeNetGeometry:
+    """:class:`LeNetGeometry` of ``input_shape`` (and channel ``scale``); raises for inputs
+    smaller than 4×4."""
     if not lenet_supports(input_shape):
         raise InvalidArgumentError(
             f"the LeNet family needs an input of at least 4×4 pixels, got (C, H, W) = {input_shape}"
         )
-    return LeNetGeometry(input_shape)
+    return LeNetGeometry(input_shape, scale)
 
 
 class _LeNetBase(nn.Module):
@@ -281,9 +321,9 @@ class LeNet(_LeNetBase):
     D (MNIST) = 156 + 2,416 + 30,840 + 10,164 + 850 = 44,426; CIFAR-10: 62,006.
     """
 
-    def __init__(self, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, input_shape: Shape, num_classes: int, *, scale: float = 1.0) -> None:
         shape, classes = _check_shape(input_shape, num_classes)
-        geo = lenet_geometry(shape)
+        geo = lenet_geometry(shape, scale)
         c1, c2 = geo.channels
         k, p = geo.kernel, geo.padding
         super().__init__(nn.Conv2d(shape[0], c1, k, padding=p), nn.Conv2d(c1, c2, k, padding=p), geo, classes)
@@ -295,9 +335,9 @@ class UntiedLeNet(_LeNetBase):
     D (MNIST) = 576·6·(25+1) + 64·16·(150+1) + 41,854 = 286,334; CIFAR-10: 658,238.
     """
 
-    def __init__(self, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, input_shape: Shape, num_classes: int, *, scale: float = 1.0) -> None:
         shape, classes = _check_shape(input_shape, num_classes)
-        geo = lenet_geometry(shape)
+        geo = lenet_geometry(shape, scale)
         c1, c2 = geo.channels
         k, p = geo.kernel, geo.padding
         super().__init__(
@@ -317,9 +357,9 @@ class FCLeNet(_LeNetBase):
     = 3,640,574; CIFAR-10: (3,072+1)·4,704 + (1,176+1)·1,600 + 59,134 = 16,397,726.
     """
 
-    def __init__(self, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, input_shape: Shape, num_classes: int, *, scale: float = 1.0) -> None:
         shape, classes = _check_shape(input_shape, num_classes)
-        geo = lenet_geometry(shape)
+        geo = lenet_geometry(shape, scale)
         c1, c2 = geo.channels
         stage1 = nn.Sequential(
             nn.Flatten(),
@@ -346,9 +386,9 @@ class FCTiedLeNet(_LeNetBase):
     (14 → 10); D = 62,664 + 50,800 + 59,134 = 172,598. (Li et al. give no D for this model.)
     """
 
-    def __init__(self, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, input_shape: Shape, num_classes: int, *, scale: float = 1.0) -> None:
         shape, classes = _check_shape(input_shape, num_classes)
-        geo = lenet_geometry(shape)
+        geo = lenet_geometry(shape, scale)
         c1, c2 = geo.channels
 
         def full_conv(cin: int, cout: int, s_in: tuple[int, int], s_out: tuple[int, int]) -> nn.Conv2d:
@@ -455,22 +495,26 @@ def _require_cifar(name: str, input_shape: Shape) -> None:
 
 class ResNet20(_CifarResNet):
     """He et al.'s CIFAR ResNet-20: 16-32-64 channels, 3 basic blocks per stage, zero-padding
-    ("option A") shortcuts; D = 269,722 (≈ 0.27 M)."""
+    ("option A") shortcuts; D = 269,722 (≈ 0.27 M). ``scale`` multiplies the channel counts
+    (rounded half up, at least 1)."""
 
-    def __init__(self, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, input_shape: Shape, num_classes: int, *, scale: float = 1.0) -> None:
         shape, classes = _check_shape(input_shape, num_classes)
         _require_cifar("resnet20", shape)
-        super().__init__((16, 32, 64), 3, classes, shortcut="A")
+        s = _positive_scale(scale)
+        super().__init__(tuple(scaled(c, s) for c in (16, 32, 64)), 3, classes, shortcut="A")
 
 
 class ResNet18(_CifarResNet):
     """CIFAR ResNet-18: 3×3 stem, 64-128-256-512 channels, 2 blocks per stage, 1×1 projection
-    shortcuts ("option B"); D = 11,173,962."""
+    shortcuts ("option B"); D = 11,173,962. ``scale`` multiplies the channel counts (rounded
+    half up, at least 1)."""
 
-    def __init__(self, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, input_shape: Shape, num_classes: int, *, scale: float = 1.0) -> None:
         shape, classes = _check_shape(input_shape, num_classes)
         _require_cifar("resnet18", shape)
-        super().__init__((64, 128, 256, 512), 2, classes, shortcut="B")
+        s = _positive_scale(scale)
+        super().__init__(tuple(scaled(c, s) for c in (64, 128, 256, 512)), 2, classes, shortcut="B")
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,19 +525,29 @@ def _any_shape(input_shape: Shape) -> bool:
     return len(input_shape) == 3 and min(input_shape) >= 1
 
 
+_WIDTH = {"width": 200, "depth": 2}
+_SCALE = {"scale": 1.0}
+
 ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture("mlp", make_mlp, "one hidden layer of 64 ReLU units (input-64-classes)", _any_shape),
-    Architecture("fc", make_fc, "Li et al. FC: input-200-200-classes, ReLU", _any_shape),
-    Architecture("lenet", LeNet, "Li et al. LeNet: conv6-conv16 (5×5, max-pool)-120-84", lenet_supports),
+    Architecture("mlp", make_mlp, "one hidden layer of 64 ReLU units (input-64-classes)", _any_shape,
+                 {"width": 64}, "width"),
+    Architecture("fc", make_fc, "Li et al. FC: input-200-200-classes, ReLU", _any_shape, _WIDTH, "width"),
+    Architecture("lenet", LeNet, "Li et al. LeNet: conv6-conv16 (5×5, max-pool)-120-84", lenet_supports,
+                 _SCALE, "scale"),
     Architecture(
-        "untied-lenet", UntiedLeNet, "LeNet with locally connected (untied) layers", lenet_supports
+        "untied-lenet", UntiedLeNet, "LeNet with locally connected (untied) layers", lenet_supports,
+        _SCALE, "scale",
     ),
-    Architecture("fc-lenet", FCLeNet, "LeNet's layer sizes, all fully connected", lenet_supports),
+    Architecture("fc-lenet", FCLeNet, "LeNet's layer sizes, all fully connected", lenet_supports,
+                 _SCALE, "scale"),
     Architecture(
-        "fctied-lenet", FCTiedLeNet, "LeNet with convolutions as large as the input (tied)", lenet_supports
+        "fctied-lenet", FCTiedLeNet, "LeNet with convolutions as large as the input (tied)", lenet_supports,
+        _SCALE, "scale",
     ),
-    Architecture("resnet20", ResNet20, "He et al. CIFAR ResNet-20 (BatchNorm), 3×32×32", resnet_supports),
-    Architecture("resnet18", ResNet18, "CIFAR ResNet-18 (3×3 stem, BatchNorm), 3×32×32", resnet_supports),
+    Architecture("resnet20", ResNet20, "He et al. CIFAR ResNet-20 (BatchNorm), 3×32×32", resnet_supports,
+                 _SCALE, "scale"),
+    Architecture("resnet18", ResNet18, "CIFAR ResNet-18 (3×3 stem, BatchNorm), 3×32×32", resnet_supports,
+                 _SCALE, "scale"),
 )
 
 
