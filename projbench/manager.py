@@ -5,6 +5,11 @@ too; the :data:`BUILTIN_PLUGINS` tuple registers any that are missing (a stale e
 install), so built-ins and third-party plugins go through the same path. A plugin whose import
 fails produces a warning naming it, and the others still load. ``PROJBENCH_DISABLE_PLUGINS``
 (comma-separated plugin names) blocks plugins by name.
+
+Two plugins registering one name is reported (:func:`conflicts`, ``PluginInfo.conflicts``),
+not fatal: only the ambiguous bare name is refused, and ``plugin:name`` or
+``PROJBENCH_PREFER=name=plugin`` chooses (see :mod:`projbench.registry`). A plugin whose
+registration hook raises is skipped with a warning, like one that fails to import.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Any
 import pluggy
 
 from projbench import hookspecs
-from projbench.errors import ProjbenchError, UnknownNameError
-from projbench.registry import Registry
+from projbench.errors import UnknownNameError
+from projbench.registry import PREFER_ENV, Registry, parse_prefer
 
 #: (plugin name, module) of the plugins that ship with projbench.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -69,6 +74,8 @@ class PluginInfo:
     builtin: bool
     registers: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    #: names this plugin registers that another plugin registers too (one line each)
+    conflicts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,8 +162,45 @@ def reset() -> None:
     _state = None
 
 
+def preferences() -> dict[str, str]:
+    """``PROJBENCH_PREFER=name=plugin,...``: which plugin a clashing bare name means.
+
+    Malformed entries are ignored with a warning (an ambiguous name then still fails clearly).
+    """
+    prefer, bad = parse_prefer(os.environ.get(PREFER_ENV, ""))
+    if bad:
+        warnings.warn(
+            f"{PREFER_ENV}: ignoring {', '.join(repr(b) for b in bad)}; write name=plugin, e.g. "
+            f"{PREFER_ENV}=fastjl=myplugin",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+    return prefer
+
+
+def _empty_hint(state: _State, kind: str) -> str:
+    """Why registry ``kind`` may be empty: blocked or failed plugins, or none installed."""
+    blocked = sorted(disabled_plugins())
+    failed = sorted(n for n, i in state.meta.items() if i.error)
+    parts = []
+    if blocked:
+        parts.append(f"{DISABLE_ENV}={','.join(blocked)} blocks plugin(s) {', '.join(map(repr, blocked))}")
+    if failed:
+        parts.append(f"plugin(s) {', '.join(map(repr, failed))} failed to load (see `projbench plugins`)")
+    if not parts:
+        parts.append(f"no installed plugin registers {kind}")
+    return "; ".join(parts) + f"; nothing provides {kind}, so there is nothing to choose from"
+
+
 def get_registry(kind: str) -> Registry[Any]:
-    """The filled registry of ``kind`` (one of :data:`REGISTRY_HOOKS`)."""
+    """The filled registry of ``kind`` (one of :data:`REGISTRY_HOOKS`).
+
+    Each plugin's hook is called on its own, in pluggy's call order (``tryfirst`` first,
+    ``trylast`` last, otherwise the most recently registered first), so the registry knows
+    which plugin adds what. A hook that raises anything (a projbench error such as a class
+    without ``name`` included) is skipped with a :class:`PluginLoadWarning` naming the plugin,
+    and whatever it added before failing is removed; the other plugins still register.
+    """
     state = _state_or_build()
     if kind not in REGISTRY_HOOKS:
         raise UnknownNameError(
@@ -164,15 +208,15 @@ def get_registry(kind: str) -> Registry[Any]:
         )
     if kind not in state.registries:
         registry: Registry[Any] = Registry(_SINGULAR[kind])
+        registry.prefer = preferences()
         hook = getattr(state.pm.hook, REGISTRY_HOOKS[kind])
-        # Call each implementation on its own so the registry knows which plugin adds what.
-        for impl in hook.get_hookimpls():  # registration order: built-ins before later plugins
+        # get_hookimpls() is in pluggy's storage order; pluggy calls them in reverse.
+        for impl in reversed(hook.get_hookimpls()):
             registry.current_plugin = impl.plugin_name
             try:
                 impl.function(registry=registry)
-            except ProjbenchError:
-                raise  # e.g. a duplicate name: ambiguous, must be fixed by the user
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
+                registry.discard_plugin(impl.plugin_name)
                 warnings.warn(
                     f"projbench plugin {impl.plugin_name!r} failed while registering {kind} and "
                     f"is skipped for them: {type(exc).__name__}: {exc}",
@@ -183,19 +227,54 @@ def get_registry(kind: str) -> Registry[Any]:
                 if info is not None:
                     info.error = f"registering {kind}: {type(exc).__name__}: {exc}"
         registry.current_plugin = "<direct>"
+        if len(registry) == 0:
+            registry.empty_hint = _empty_hint(state, kind)
         state.registries[kind] = registry
     return state.registries[kind]
 
 
+@dataclass
+class Conflict:
+    """One name registered by several plugins in one registry kind."""
+
+    kind: str
+    name: str
+    plugins: list[str]
+    chosen: str | None  # the plugin PROJBENCH_PREFER picks, or None: the bare name is refused
+    message: str
+
+
+def conflicts() -> list[Conflict]:
+    """Every name clash over all registry kinds (what ``plugins`` and ``list`` should show)."""
+    out = []
+    for kind in REGISTRY_HOOKS:
+        registry = get_registry(kind)
+        for name, plugins in registry.conflicts().items():
+            chosen = registry.prefer.get(name)
+            chosen = chosen if chosen in plugins else None
+            msg = (f"{_SINGULAR[kind]} {name!r}: {PREFER_ENV} picks plugin {chosen!r}; the others as "
+                   + ", ".join(repr(f"{p}:{name}") for p in plugins if p != chosen)
+                   if chosen else registry.ambiguous_message(name))
+            out.append(Conflict(kind, name, list(plugins), chosen, msg))
+    return out
+
+
 def plugin_infos() -> list[PluginInfo]:
-    """Every known plugin with its version and what it registers, loaded or failed."""
+    """Every known plugin with its version, what it registers and its name clashes."""
     state = _state_or_build()
+    for info in state.meta.values():
+        info.conflicts = []
     for kind in REGISTRY_HOOKS:
         registry = get_registry(kind)
         for name, info in state.meta.items():
             names = registry.by_plugin(name)
             if names:
                 info.registers[kind] = names
+    for c in conflicts():
+        for p in c.plugins:
+            if p in state.meta:
+                others = ", ".join(repr(o) for o in c.plugins if o != p)
+                state.meta[p].conflicts.append(f"{c.kind} {c.name!r} also registered by {others}")
     return sorted(state.meta.values(), key=lambda i: (not i.builtin, i.name))
 
 

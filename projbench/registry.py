@@ -1,9 +1,22 @@
 """Typed registries that plugins fill through their hooks.
 
 A :class:`Registry` maps a name to an object (a projection class, an architecture spec,
-a dataset spec, an FWHT backend, a suite). It remembers which plugin added each name, so a
-duplicate is reported with both plugins' names, and an unknown name is reported with the
-list of registered names and the closest match.
+a dataset spec, an FWHT backend, a suite). It remembers which plugin added each name, so an
+unknown name is reported with the list of registered names and the closest match.
+
+**Name clashes.** Two plugins may register the same name (a third-party ``fastjl`` next to
+the built-in one). That is not an error at registration time: both objects are kept and the
+clash is reported by :meth:`Registry.conflicts`. Only *using* the ambiguous bare name fails,
+with a one-line :class:`~projbench.errors.DuplicateNameError` that says how to choose:
+
+* the qualified name ``plugin:name`` (e.g. ``myplugin:fastjl``) always picks one object;
+* ``prefer`` (filled by the plugin manager from ``PROJBENCH_PREFER=fastjl=myplugin,...``)
+  makes the bare name resolve to that plugin's object.
+
+Every other name keeps working. :meth:`Registry.names` lists each object exactly once under a
+name that resolves: a unique or preferred name bare, every other candidate of a clash
+qualified. The same plugin adding one name twice is a bug of that plugin and raises
+:class:`~projbench.errors.DuplicateNameError` at once.
 """
 
 from __future__ import annotations
@@ -14,6 +27,10 @@ from typing import Generic, TypeVar
 from projbench.errors import DuplicateNameError, InvalidArgumentError, UnknownNameError, closest_match
 
 T = TypeVar("T")
+
+#: separates the plugin from the name in a qualified name ``plugin:name``
+QUALIFIER = ":"
+PREFER_ENV = "PROJBENCH_PREFER"
 
 
 def _name_attribute(obj: object) -> str:
@@ -31,63 +48,181 @@ class Registry(Generic[T]):
 
     ``add(obj)`` takes the name from ``obj.name`` unless ``name=`` is given. The plugin that
     is currently registering (set by the plugin manager) is recorded as the owner.
+    ``prefer`` maps a clashing name to the plugin whose object the bare name should mean.
+    ``empty_hint`` (set by the plugin manager) explains an empty registry, e.g. that the
+    plugin providing this kind is blocked.
     """
 
     def __init__(self, kind: str, name_of: Callable[[T], str] = _name_attribute) -> None:
         self.kind = kind
         self._name_of = name_of
-        self._items: dict[str, T] = {}
-        self._owners: dict[str, str] = {}
+        # name -> [(plugin, obj), ...] in registration order; more than one entry = a clash
+        self._entries: dict[str, list[tuple[str, T]]] = {}
         self.current_plugin: str = "<direct>"
+        self.prefer: dict[str, str] = {}
+        self.empty_hint: str | None = None
 
+    # -- filling ------------------------------------------------------------------------------
     def add(self, obj: T, name: str | None = None) -> T:
         """Register ``obj``; returns it so ``add`` can be used as a class decorator."""
         key = name if name is not None else self._name_of(obj)
-        if key in self._items:
-            raise DuplicateNameError(
-                f"{self.kind} {key!r} is registered twice: by plugin {self._owners[key]!r} "
-                f"and by plugin {self.current_plugin!r}; block one with "
-                f"PROJBENCH_DISABLE_PLUGINS={self.current_plugin}"
+        if not isinstance(key, str) or not key or QUALIFIER in key:
+            raise InvalidArgumentError(
+                f"{self.kind} name {key!r} must be a non-empty string without {QUALIFIER!r}"
             )
-        self._items[key] = obj
-        self._owners[key] = self.current_plugin
+        entries = self._entries.setdefault(key, [])
+        if any(plugin == self.current_plugin for plugin, _ in entries):
+            raise DuplicateNameError(
+                f"plugin {self.current_plugin!r} registers {self.kind} {key!r} twice; "
+                "register each name once"
+            )
+        entries.append((self.current_plugin, obj))
         return obj
 
+    def discard_plugin(self, plugin: str) -> list[str]:
+        """Forget everything ``plugin`` added (its hook failed half-way); returns the names."""
+        gone = []
+        for key in list(self._entries):
+            kept = [(p, o) for p, o in self._entries[key] if p != plugin]
+            if len(kept) != len(self._entries[key]):
+                gone.append(key)
+            if kept:
+                self._entries[key] = kept
+            else:
+                del self._entries[key]
+        return sorted(gone)
+
+    # -- lookup -------------------------------------------------------------------------------
+    def _resolve(self, name: str) -> tuple[str, T]:
+        """(plugin, object) that ``name`` means, or a one-line error saying why none does."""
+        if not isinstance(name, str):
+            raise UnknownNameError(f"{self.kind} name must be a string, got {type(name).__name__}")
+        if name not in self._entries and QUALIFIER in name:
+            plugin, _, bare = name.partition(QUALIFIER)
+            for p, obj in self._entries.get(bare, []):
+                if p == plugin:
+                    return p, obj
+            owners = [p for p, _ in self._entries.get(bare, [])]
+            if owners:
+                raise UnknownNameError(
+                    f"plugin {plugin!r} does not register {self.kind} {bare!r}; it is registered by "
+                    + ", ".join(repr(p) for p in owners)
+                )
+            raise UnknownNameError(self.unknown_message(name))
+        entries = self._entries.get(name)
+        if not entries:
+            raise UnknownNameError(self.unknown_message(name))
+        wanted = self.prefer.get(name)
+        if wanted is not None:
+            for p, obj in entries:
+                if p == wanted:
+                    return p, obj
+            raise UnknownNameError(
+                f"{PREFER_ENV} asks for {self.kind} {name!r} from plugin {wanted!r}, which does not "
+                f"register it; it is registered by {', '.join(repr(p) for p, _ in entries)}"
+            )
+        if len(entries) > 1:
+            raise DuplicateNameError(self.ambiguous_message(name))
+        return entries[0]
+
+    def ambiguous_message(self, name: str) -> str:
+        """One line: who registers ``name`` and the two ways to choose."""
+        plugins = [p for p, _ in self._entries.get(name, [])]
+        other = next((p for p in plugins if p != name), plugins[-1])
+        return (
+            f"{self.kind} {name!r} is registered by {len(plugins)} plugins "
+            f"({', '.join(repr(p) for p in plugins)}); choose one by its qualified name "
+            f"({', '.join(repr(p + QUALIFIER + name) for p in plugins)}) or set "
+            f"{PREFER_ENV}={name}={other}"
+        )
+
     def get(self, name: str) -> T:
-        """The object registered as ``name``; an unknown name raises :class:`UnknownNameError`."""
-        try:
-            return self._items[name]
-        except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+        """The object registered as ``name`` (or ``plugin:name``).
+
+        An unknown name raises :class:`UnknownNameError`; a bare name registered by several
+        plugins, with no preference, raises :class:`DuplicateNameError`.
+        """
+        return self._resolve(name)[1]
 
     def unknown_message(self, name: str) -> str:
-        known = ", ".join(sorted(self._items)) or "(none)"
-        hint = closest_match(name, self._items)
+        if not self._entries and self.empty_hint:
+            return f"unknown {self.kind} {name!r}: {self.empty_hint}"
+        names = self.names()
+        known = ", ".join(names) or "(none)"
+        hint = closest_match(name, names)
         suggestion = f"; did you mean {hint!r}?" if hint else ""
         return f"unknown {self.kind} {name!r}{suggestion} Registered {self.kind}s: {known}"
 
+    def require_nonempty(self) -> None:
+        """Raise :class:`UnknownNameError` (with ``empty_hint``) if nothing is registered."""
+        if not self._entries:
+            hint = self.empty_hint or "no installed plugin registers any"
+            raise UnknownNameError(f"no {self.kind} is registered: {hint}")
+
     def owner(self, name: str) -> str:
-        """Name of the plugin that registered ``name``."""
-        self.get(name)
-        return self._owners[name]
+        """Name of the plugin whose object ``name`` resolves to (errors as :meth:`get`)."""
+        return self._resolve(name)[0]
+
+    def qualified_name(self, name: str) -> str:
+        """``plugin:name`` of the object ``name`` resolves to: a key that stays unambiguous."""
+        plugin, _ = self._resolve(name)
+        bare = name.partition(QUALIFIER)[2] if name not in self._entries else name
+        return f"{plugin}{QUALIFIER}{bare}"
+
+    def conflicts(self) -> dict[str, list[str]]:
+        """Every name registered by more than one plugin -> those plugins (registration order)."""
+        return {k: [p for p, _ in v] for k, v in sorted(self._entries.items()) if len(v) > 1}
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        """One resolvable name per registered object: bare for unique and preferred names,
+        ``plugin:name`` for the other candidates of a clash."""
+        out: list[str] = []
+        for key, entries in self._entries.items():
+            if len(entries) == 1:
+                out.append(key)
+                continue
+            wanted = self.prefer.get(key)
+            for p, _ in entries:
+                out.append(key if p == wanted else f"{p}{QUALIFIER}{key}")
+        return sorted(out)
 
     def items(self) -> list[tuple[str, T]]:
-        return sorted(self._items.items())
+        return [(n, self.get(n)) for n in self.names()]
 
     def by_plugin(self, plugin: str) -> list[str]:
-        return sorted(k for k, v in self._owners.items() if v == plugin)
+        return sorted(k for k, v in self._entries.items() if any(p == plugin for p, _ in v))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        """True when :meth:`get` would return an object for ``name``."""
+        if not isinstance(name, str):
+            return False
+        try:
+            self._resolve(name)
+        except (UnknownNameError, DuplicateNameError):
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return sum(len(v) for v in self._entries.values())
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def parse_prefer(raw: str) -> tuple[dict[str, str], list[str]]:
+    """``"fastjl=myplugin, dense=other"`` -> ({"fastjl": "myplugin", ...}, malformed entries)."""
+    prefer: dict[str, str] = {}
+    bad: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, plugin = part.partition("=")
+        if not sep or not name.strip() or not plugin.strip():
+            bad.append(part)
+            continue
+        prefer[name.strip()] = plugin.strip()
+    return prefer, bad

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 import types
@@ -110,7 +111,7 @@ def test_plugin_whose_hook_raises_warns_and_is_skipped(fresh_manager) -> None:
     assert "dense" in names
 
 
-def test_duplicate_projection_names_both_plugins(fresh_manager) -> None:
+def test_duplicate_projection_name_is_a_conflict_not_an_outage(fresh_manager) -> None:
     dup = types.ModuleType("dup")
     dense_cls = manager.get_registry("projections").get("dense")
 
@@ -120,9 +121,12 @@ def test_duplicate_projection_names_both_plugins(fresh_manager) -> None:
 
     dup.projbench_register_projections = projbench_register_projections  # type: ignore[attr-defined]
     manager.register_plugin(dup, "dup-plugin")
-    expected = "projection 'dense' is registered twice: by plugin 'dense' and by plugin 'dup-plugin'"
-    with pytest.raises(DuplicateNameError, match=expected):
-        manager.get_registry("projections")
+    registry = manager.get_registry("projections")
+    assert registry.conflicts() == {"dense": ["dup-plugin", "dense"]}  # pluggy order: latest first
+    expected = "projection 'dense' is registered by 2 plugins ('dup-plugin', 'dense')"
+    with pytest.raises(DuplicateNameError, match=re.escape(expected)):
+        registry.get("dense")
+    assert registry.get("dup-plugin:dense") is dense_cls and "fastjl" in registry
 
 
 def test_unknown_registry_kind() -> None:
