@@ -49,10 +49,14 @@ class ProjbenchGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ProjbenchError as exc:
-            raise click.ClickException(str(exc)) from None
+        # Warnings print as one line for the duration of the command only: the previous
+        # ``warnings.showwarning`` and filters come back afterwards (callers of ``cli`` in-process).
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except ProjbenchError as exc:
+                raise click.ClickException(" ".join(str(exc).split())) from None
 
 
 @click.group(cls=ProjbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,8 +70,8 @@ def cli() -> None:
       projbench run --proj fastjl    every suite on the small embedded defaults (< 1 min)
       projbench report runs/         tables and PNG figures from result files
       projbench intrinsic-dim --arch fc --dataset mnist --proj fastfood
+      projbench compare A.jsonl B.jsonl   B/A time ratios with confidence intervals
     """
-    warnings.showwarning = _show_warning
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,6 +129,29 @@ def _listing(kind: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _option_specs(cls: Any) -> dict[str, dict[str, Any]]:
+    """``{option: {"default": value, "type": name}}`` of a projection class (JSON-safe);
+    the type is the annotation when there is one, else the default's type."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    specs: dict[str, dict[str, Any]] = {}
+    for name in cls.option_names():
+        param = params[name]
+        default = None if param.default is inspect.Parameter.empty else param.default
+        annotation = param.annotation
+        if annotation is inspect.Parameter.empty:
+            type_name = type(default).__name__ if default is not None else "any"
+        else:
+            type_name = annotation if isinstance(annotation, str) else getattr(
+                annotation, "__name__", str(annotation))
+        specs[name] = {"default": default if isinstance(default, int | float | str | bool | type(None))
+                       else repr(default),
+                       "type": str(type_name).replace("typing.", ""),
+                       "required": param.default is inspect.Parameter.empty}
+    return specs
+
+
 @cli.command("list")
 @click.argument("kind", required=False, type=click.Choice([*KINDS, "all"]), default="all")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
@@ -135,10 +162,15 @@ def list_command(kind: str, as_json: bool) -> None:
     """
     kinds = list(KINDS) if kind == "all" else [kind]
     if as_json:
-        data = {}
+        data: dict[str, list[dict[str, Any]]] = {}
         for k in kinds:
             header, rows = _listing(k)
             data[k] = [dict(zip(header, row)) for row in rows]
+            if k == "projections":  # options as data: name -> {default, type}
+                registry = get_registry(k)
+                for entry in data[k]:
+                    entry.pop("options (defaults)", None)
+                    entry["options"] = _option_specs(registry.get(entry["name"]))
         click.echo(json.dumps(data, indent=2))
         return
     console = Console()
@@ -186,7 +218,8 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the results file.")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False),
-              help="Continue this results file, skipping cases it already has.")
+              help="Continue this existing results file: finished cases are reused, failed and "
+                   "skipped ones run again; refused if it was recorded with other settings.")
 @click.option("-o", "--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
               help="Projection option, e.g. -o q=0.05 (see `projbench list projections`).")
 @click.option("--full", is_flag=True, help="Full grids instead of the quick defaults (slow).")
@@ -209,31 +242,42 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     """
     from projbench.executors import make_executor
     from projbench.report import make_progress, print_tables, stderr_console
-    from projbench.runner import default_run_path, run_benchmark
+    from projbench.results import ResultsFileError
+    from projbench.runner import default_run_path, run_benchmark, unique
     from projbench.suites import RunSettings
 
-    names = split_names(projections)
+    names = unique(split_names(projections))
     if names == ["all"]:
         names = get_registry("projections").names()
-    suite_names = split_names(suites) or get_registry("suites").names()
+    suite_names = unique(split_names(suites)) or get_registry("suites").names()
     settings = RunSettings(device=resolve_device(device), seed=seed, dtype=dtype,
                            options=parse_options(option_pairs), quick=not full, data_dir=data_dir)
-    path = Path(resume_file) if resume_file else default_run_path(out_dir)
+    if resume_file:
+        path = Path(resume_file)
+        if not path.is_file():
+            raise ResultsFileError(f"no results file {path} to resume (mistyped? to start a new run, "
+                                   "leave out --resume and use --out DIR)")
+    else:  # created (or refused, one line) only once every check has passed
+        path = default_run_path(out_dir)
     console = stderr_console()
     progress = make_progress(console)
     task = progress.add_task("cases", total=None, current="")
 
-    def on_start(total: int) -> None:
+    def on_start(total: int) -> None:  # every check passed: only now draw the bar
         progress.update(task, total=total)
+        progress.start()
 
     def on_record(record: dict[str, Any]) -> None:
         label = f"{record['suite']}/{record['projection']} {record['status']}"
         progress.update(task, advance=1, current=label)
 
-    with progress:
-        result = run_benchmark(names, suite_names, settings, path=path,
+    try:
+        result = run_benchmark(names, suite_names, settings, path=path, resume=bool(resume_file),
                                executor=make_executor(executor, jobs=jobs, address=address),
                                on_start=on_start, on_record=on_record)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     print_tables(result.records, console)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
     resumed = f" ({result.skipped_existing} reused from the earlier run)" if result.skipped_existing else ""

@@ -7,7 +7,18 @@ One file per run. Line 1 is the header ``{"type": "run", "schema": 1, "run_id", 
 ``{"type": "end", "time", "summary"}``. Each line is flushed and fsync'ed when written, so a
 crash keeps every finished case; a torn last line is ignored on reading. A run resumes by
 reopening its file: a ``resume`` header line is appended and cases whose ``key`` is already
-recorded are skipped by the caller (:meth:`ResultsWriter.completed_keys`).
+recorded (status ``ok`` or ``diverged``) are skipped by the caller
+(:meth:`ResultsWriter.completed_keys`); ``failed`` and ``skipped`` cases are measured again and
+the newer record of a key supersedes the older one when the file is read.
+
+Every case line carries the ``run_id`` of its file. JSON has no NaN or infinity, so non-finite
+floats are written as the strings ``"nan"``, ``"inf"``, ``"-inf"`` and read back as floats.
+
+Reading is defensive: a file that is not a results file (no header, a header whose ``schema``
+is not an integer, undecodable bytes) raises :class:`ResultsFileError`, one line; a line that is
+not a valid record (not JSON, not an object, a case without ``status``, ``stats`` that is not
+an object, …) is skipped, counted in :attr:`Run.bad_lines` and reported as a warning — and
+refused outright when the file is to be resumed (``strict=True``), before anything is appended.
 """
 
 from __future__ import annotations
@@ -25,8 +36,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from projbench.errors import InvalidArgumentError
+
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged", "skipped")
+#: statuses of a finished case: resuming skips these; ``failed`` and ``skipped`` run again
+DONE_STATUSES = ("ok", "diverged")
+#: how non-finite floats are spelled in the file (``str(float)``), and read back
+NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+class ResultsFileError(InvalidArgumentError):
+    """A results file cannot be read, resumed or written; the message says which and why."""
 
 
 def _now() -> str:
@@ -113,23 +134,29 @@ class ResultsWriter:
 
     def __init__(self, path: str | os.PathLike[str], config: dict[str, Any], *, resume: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        existing = read_run(self.path) if (resume and self.path.exists()) else None
+        # validated in full before a byte is appended (a broken file is refused, one line)
+        existing = read_run(self.path, strict=True) if (resume and self.path.exists()) else None
         self._completed: set[str] = set()
-        if existing is not None and existing.header is not None:
-            self.run_id = str(existing.header.get("run_id"))
-            self._completed = {c["key"] for c in existing.cases if "key" in c and c.get("status") != "failed"}
-            self._fh = self.path.open("a", encoding="utf-8")
-            if not self.path.read_bytes().endswith(b"\n"):  # a torn last line: start afresh
-                self._fh.write("\n")
-            self._write({"type": "resume", "time": _now(), "config": config, **environment_info()})
-        else:
-            self.run_id = uuid.uuid4().hex[:12]
-            self._fh = self.path.open("w", encoding="utf-8")
-            self._write(
-                {"type": "run", "schema": SCHEMA_VERSION, "run_id": self.run_id, "time": _now(),
-                 **environment_info(), "config": config}
-            )
+        env = environment_info()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if existing is not None and existing.header is not None:
+                self.run_id = str(existing.header.get("run_id"))
+                self._completed = {c["key"] for c in existing.cases if c["status"] in DONE_STATUSES}
+                torn = not self.path.read_bytes().endswith(b"\n")
+                self._fh = self.path.open("a", encoding="utf-8")
+                if torn:  # a torn last line: start afresh on the next line
+                    self._fh.write("\n")
+                self._write({"type": "resume", "time": _now(), "config": config, **env})
+            else:
+                self.run_id = uuid.uuid4().hex[:12]
+                self._fh = self.path.open("w", encoding="utf-8")
+                self._write(
+                    {"type": "run", "schema": SCHEMA_VERSION, "run_id": self.run_id, "time": _now(),
+                     **env, "config": config}
+                )
+        except OSError as exc:
+            raise ResultsFileError(f"cannot write results file {self.path}: {_os_reason(exc)}") from None
         self.cases_written = 0
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -138,7 +165,8 @@ class ResultsWriter:
         os.fsync(self._fh.fileno())
 
     def completed_keys(self) -> set[str]:
-        """Keys of cases already recorded (not ``failed``): skip them when resuming."""
+        """Keys of cases already finished (``ok`` or ``diverged``): skip them when resuming.
+        ``failed`` and ``skipped`` cases (no CUDA, over a budget) are measured again."""
         return set(self._completed)
 
     def write_case(self, record: dict[str, Any]) -> None:
@@ -148,7 +176,7 @@ class ResultsWriter:
                 raise ValueError(f"case record lacks {required!r}: {sorted(record)}")
         if record["status"] not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {record['status']!r}")
-        self._write({"type": "case", "time": _now(), **record})
+        self._write({"type": "case", "time": _now(), "run_id": self.run_id, **record})
         self._completed.add(str(record["key"]))
         self.cases_written += 1
 
@@ -169,9 +197,20 @@ class ResultsWriter:
             self.close({"interrupted": True, "error": repr(exc)})
 
 
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
 @dataclass
 class Run:
-    """One parsed run file. ``torn`` is True when the last line was incomplete (crash)."""
+    """One parsed run file.
+
+    ``cases`` holds the newest record of every case key, in file order (a case measured again
+    on resume supersedes its older record; ``superseded`` counts those). ``torn`` is True when
+    a line was cut off by a crash (the last line, or a line right before a ``resume`` line).
+    ``bad_lines`` counts the other lines that are not valid records; ``problems`` says why,
+    one ``line N: reason`` each.
+    """
 
     path: Path
     header: dict[str, Any] | None
@@ -180,49 +219,169 @@ class Run:
     resumes: list[dict[str, Any]] = field(default_factory=list)
     torn: bool = False
     bad_lines: int = 0
+    problems: list[str] = field(default_factory=list)
+    superseded: int = 0
 
     @property
     def complete(self) -> bool:
         return self.end is not None
 
+    @property
+    def run_id(self) -> str | None:
+        rid = (self.header or {}).get("run_id")
+        return str(rid) if rid is not None else None
 
-def read_run(path: str | os.PathLike[str]) -> Run:
-    """Parse a run file, keeping every complete line; a torn final line is skipped."""
+
+def restore_nonfinite(value: Any) -> Any:
+    """Inverse of the writer's NaN/inf spelling: ``"nan"``, ``"inf"``, ``"-inf"`` → floats,
+    recursively through dicts and lists; everything else unchanged."""
+    if isinstance(value, str):
+        return NONFINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: restore_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_nonfinite(v) for v in value]
+    return value
+
+
+_CASE_FIELDS: tuple[tuple[str, tuple[type, ...], bool], ...] = (
+    # (field, allowed types, required)
+    ("key", (str,), True),
+    ("suite", (str,), True),
+    ("status", (str,), True),
+    ("projection", (str, type(None)), False),
+    ("architecture", (str, type(None)), False),
+    ("dataset", (str, type(None)), False),
+    ("params", (dict, type(None)), False),
+    ("stats", (dict, type(None)), False),
+    ("samples", (dict, type(None)), False),
+    ("memory", (dict, type(None)), False),
+    ("error", (str, type(None)), False),
+    ("run_id", (str, type(None)), False),
+)
+_JSON_TYPE = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+              bool: "a boolean", type(None): "null"}
+
+
+def _case_problem(record: dict[str, Any]) -> str | None:
+    """Why ``record`` (a ``case`` line) is not a valid case record, or None."""
+    for name, types, required in _CASE_FIELDS:
+        if name not in record:
+            if required:
+                return f"case record without {name!r}"
+            continue
+        value = record[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join(dict.fromkeys(_JSON_TYPE[t] for t in types))
+            return f"case {name!r} is {_JSON_TYPE.get(type(value), type(value).__name__)}, expected {want}"
+    if record["status"] not in STATUSES:
+        return f"case status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    return None
+
+
+def _check_header(path: Path, header: dict[str, Any], *, strict: bool) -> None:
+    schema = header.get("schema")
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise ResultsFileError(
+            f"{path} has an invalid results schema {schema!r} (expected an integer version; "
+            f"this projbench writes {SCHEMA_VERSION}); it is not a results file projbench can read"
+        )
+    if not isinstance(header.get("run_id", ""), str):
+        raise ResultsFileError(f"{path}: header 'run_id' is {header.get('run_id')!r}, expected a string")
+    if not isinstance(header.get("config", {}), dict):
+        raise ResultsFileError(f"{path}: header 'config' is not an object")
+    if schema > SCHEMA_VERSION:
+        message = (f"{path} has schema {schema}, newer than this projbench ({SCHEMA_VERSION}); "
+                   "upgrade projbench to read it fully")
+        if strict:
+            raise ResultsFileError(f"cannot resume {message}")
+        warnings.warn(message, stacklevel=3)
+
+
+def read_run(path: str | os.PathLike[str], *, strict: bool = False) -> Run:
+    """Parse a run file, keeping every valid line (see the module docstring).
+
+    Raises :class:`ResultsFileError` when the file cannot be read or has no valid ``run``
+    header. Invalid lines are skipped with a warning that counts them and says why; with
+    ``strict=True`` (before resuming) they raise instead. A torn line (crash) is not an error.
+    """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read results file {path}: {_os_reason(exc)}") from None
     run = Run(path=path, header=None)
-    lines = text.split("\n")
-    last = len(lines) - 1
-    for i, line in enumerate(lines):
-        if not line.strip():
+    lines = raw.split(b"\n")
+    parsed: list[tuple[int, dict[str, Any] | None, str | None]] = []  # (line number, record, problem)
+    for i, blob in enumerate(lines):
+        if not blob.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if i == last:
-                run.torn = True  # the final write was cut off by a crash
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = f"byte 0x{blob[exc.start]:02x} at column {exc.start + 1}"
+            parsed.append((i, None, f"not UTF-8 text ({bad})"))
+            continue
+        try:
+            record = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            parsed.append((i, None, "not valid JSON"))
+            continue
+        if not isinstance(record, dict):
+            what = _JSON_TYPE.get(type(record), type(record).__name__)
+            parsed.append((i, None, f"{what}, not a record object"))
+            continue
+        parsed.append((i, record, None))
+    last = max((i for i, blob in enumerate(lines) if blob.strip()), default=-1)
+    by_key: dict[str, dict[str, Any]] = {}
+    for n, (i, record, problem) in enumerate(parsed):
+        if record is None:
+            follows_resume = (n + 1 < len(parsed) and parsed[n + 1][1] is not None
+                              and parsed[n + 1][1].get("type") == "resume")  # type: ignore[union-attr]
+            if problem == "not valid JSON" and (i == last or follows_resume):
+                run.torn = True  # a write cut off by a crash (then possibly resumed)
             else:
-                run.bad_lines += 1
+                run.problems.append(f"line {i + 1}: {problem}")
             continue
         kind = record.get("type")
         if kind == "run":
+            if run.header is not None:
+                run.problems.append(f"line {i + 1}: a second 'run' header")
+                continue
+            _check_header(path, record, strict=strict)
             run.header = record
         elif kind == "case":
-            run.cases.append(record)
+            reason = _case_problem(record)
+            if reason is not None:
+                run.problems.append(f"line {i + 1}: {reason}")
+                continue
+            for name in ("stats", "samples", "memory"):
+                if record.get(name) is not None:
+                    record[name] = restore_nonfinite(record[name])
+            if record.get("key") in by_key:
+                run.superseded += 1
+                del by_key[record["key"]]  # re-insert: the newer record takes the later position
+            by_key[record["key"]] = record
         elif kind == "end":
             run.end = record
         elif kind == "resume":
             run.resumes.append(record)
+        else:
+            run.problems.append(f"line {i + 1}: unknown record type {kind!r}")
     if run.header is None:
-        from projbench.errors import InvalidArgumentError
-
-        raise InvalidArgumentError(f"{path} is not a projbench results file (no 'run' header line)")
-    if run.header.get("schema", 0) > SCHEMA_VERSION:
-        warnings.warn(
-            f"{path} has schema {run.header.get('schema')}, newer than this projbench "
-            f"({SCHEMA_VERSION}); upgrade projbench to read it fully",
-            stacklevel=2,
-        )
+        raise ResultsFileError(f"{path} is not a projbench results file (no valid 'run' header line)")
+    run.cases = list(by_key.values())
+    for c in run.cases:
+        c.setdefault("run_id", run.run_id)
+    run.bad_lines = len(run.problems)
+    if run.problems:
+        shown = "; ".join(run.problems[:3]) + ("; …" if len(run.problems) > 3 else "")
+        if strict:
+            raise ResultsFileError(
+                f"cannot resume {path}: {run.bad_lines} bad line(s) ({shown}); nothing was appended. "
+                "Repair or remove those lines, or start a new results file"
+            )
+        warnings.warn(f"{path}: {run.bad_lines} bad line(s) skipped ({shown})", stacklevel=2)
     return run
 
 
@@ -238,13 +397,11 @@ def find_run_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
 
 
 def read_runs(paths: list[str | os.PathLike[str]]) -> list[Run]:
-    """Read several runs (files or directories of ``*.jsonl``)."""
-    from projbench.errors import InvalidArgumentError
-
-    files = find_run_files(paths)
+    """Read several runs (files or directories of ``*.jsonl``); a file given twice is read once."""
+    files = list(dict.fromkeys(find_run_files(paths)))
     missing = [str(f) for f in files if not f.exists()]
     if missing:
-        raise InvalidArgumentError(f"no such results file: {', '.join(missing)}")
+        raise ResultsFileError(f"no such results file: {', '.join(missing)}")
     if not files:
-        raise InvalidArgumentError(f"no *.jsonl results files found in {', '.join(map(str, paths))}")
+        raise ResultsFileError(f"no *.jsonl results files found in {', '.join(map(str, paths))}")
     return [read_run(f) for f in files]

@@ -54,24 +54,57 @@ class RunSettings:
                 "bfloat16": torch.bfloat16}[self.dtype]
 
 
+#: RunSettings fields that change a measured number: resuming a file recorded with other values
+#: is refused, and each of them is part of every case key (:func:`case_identity`).
+RESULT_SETTINGS: tuple[str, ...] = ("seed", "dtype", "device", "options", "quick")
+
+
 @dataclass
 class Case:
-    """One measurement: a suite applied to one projection with concrete parameters."""
+    """One measurement: a suite applied to one projection with concrete parameters.
+
+    ``identity`` holds what changes the result but is not a suite parameter: the run's seed,
+    dtype and device, the projection options the projection accepts, and the plugin that
+    registered the projection. The runner fills it (:func:`case_identity`) before any case
+    runs, so :attr:`key` differs whenever any of them differs.
+    """
 
     suite: str
     projection: str
     params: dict[str, Any]
     architecture: str | None = None
     dataset: str | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        """Stable identifier used to skip cases already recorded when a run resumes."""
-        blob = json.dumps(
-            [self.suite, self.projection, self.architecture, self.dataset, self.params],
-            sort_keys=True, default=str,
-        )
+        """Stable identifier used to skip cases already recorded when a run resumes: a hash of
+        suite, projection, architecture, dataset, params and (when set) ``identity``."""
+        parts: list[Any] = [self.suite, self.projection, self.architecture, self.dataset, self.params]
+        if self.identity:
+            parts.append(self.identity)
+        blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def case_identity(case: Case, settings: RunSettings) -> dict[str, Any]:
+    """Everything outside ``case.params`` that changes the number measured for ``case``.
+
+    ``plugin`` is the plugin that registered the projection (None for pseudo-projections such
+    as the accuracy suite's ``none`` baseline), so a third-party projection that reuses a
+    built-in's name never shares its keys; ``options`` are only those the projection accepts
+    (an option meant for another projection leaves this one's keys unchanged).
+    """
+    from projbench.manager import get_registry
+
+    registry = get_registry("projections")
+    plugin: str | None = None
+    options: dict[str, Any] = {}
+    if case.projection in registry:
+        plugin = registry.owner(case.projection)
+        options = settings.projection_options(case.projection)
+    return {"seed": settings.seed, "dtype": settings.dtype, "device": settings.device,
+            "quick": settings.quick, "options": options, "plugin": plugin}
 
 
 @dataclass

@@ -65,10 +65,10 @@ def test_run_writes_results_and_prints_path(runner, tmp_path) -> None:
 
 
 def test_run_resume_skips_recorded_cases(runner, tmp_path) -> None:
-    path = tmp_path / "r.jsonl"
-    args = ["run", "--proj", "dense", "--suite", "memory", "--resume", str(path)]
-    first = runner.invoke(cli, args)
+    first = runner.invoke(cli, ["run", "--proj", "dense", "--suite", "memory", "--out", str(tmp_path)])
     assert first.exit_code == 0, first.output
+    path = Path(first.stdout.strip().splitlines()[-1])
+    args = ["run", "--proj", "dense", "--suite", "memory", "--resume", str(path)]
     n = len(read_run(path).cases)
     second = runner.invoke(cli, args)
     assert second.exit_code == 0 and "reused from the earlier run" in second.output
@@ -145,15 +145,16 @@ def test_report_draws_intrinsic_dimension_records(runner, tmp_path) -> None:
     assert (tmp_path / "f" / "intrinsic.png").stat().st_size > 1000
 
 
-def test_failed_cases_are_recorded_and_exit_non_zero(runner, tmp_path) -> None:
-    """A bad option value fails every case of that projection: recorded, reported, exit 1."""
+def test_bad_option_value_is_one_line_error_before_any_case(runner, tmp_path) -> None:
+    """-o q=2: the projection's own validation, full message, exit 1, nothing recorded."""
+    out = tmp_path / "out"
     result = runner.invoke(cli, ["run", "--proj", "fastjl", "-o", "q=2", "--suite", "distortion",
-                                 "--out", str(tmp_path)])
+                                 "--out", str(out)])
     assert result.exit_code == 1
-    assert "Traceback" not in result.output and "failed" in result.output
-    run = read_run(next(tmp_path.glob("*.jsonl")))
-    assert run.complete and run.cases and all(c["status"] == "failed" for c in run.cases)
-    assert "q (FJLT sparsity) must be a number in (0, 1]" in run.cases[0]["error"]
+    assert "Traceback" not in result.output
+    assert "q (FJLT sparsity) must be a number in (0, 1], got 2" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()  # nothing recorded, not even an empty file
 
 
 def test_process_pool_executor_records_every_case(runner, tmp_path) -> None:

@@ -27,7 +27,9 @@ def test_round_trip_header_cases_end(tmp_path) -> None:
     for key in ("projbench", "torch", "machine", "plugins", "git_commit", "cuda", "run_id", "time"):
         assert key in run.header
     assert [c["key"] for c in run.cases] == ["a", "b"]
-    assert run.cases[1]["stats"]["mean"] == "nan"  # JSON has no NaN: kept as a string
+    assert math.isnan(run.cases[1]["stats"]["mean"])  # written as "nan", read back as a float
+    assert '"mean": "nan"' in path.read_text()  # strict JSON on disk
+    assert {c["run_id"] for c in run.cases} == {run.header["run_id"]}  # cases carry the run id
     assert run.complete and not run.torn
     for line in path.read_text().splitlines():  # every line is strict JSON
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
@@ -50,15 +52,23 @@ def test_torn_last_line_keeps_complete_cases_and_resume_continues(tmp_path) -> N
     w2.close({"done": True})
     run = read_run(path)
     assert [c["key"] for c in run.cases] == ["a", "b", "c"]
-    assert run.complete and len(run.resumes) == 1 and run.bad_lines == 1
+    assert run.complete and len(run.resumes) == 1 and run.bad_lines == 0 and run.torn
 
 
-def test_failed_cases_are_retried_on_resume(tmp_path) -> None:
+def test_failed_and_skipped_cases_are_retried_on_resume(tmp_path) -> None:
     path = tmp_path / "run.jsonl"
     with ResultsWriter(path, config={}) as w:
         w.write_case(case("ok1"))
+        w.write_case(case("div", status="diverged"))
         w.write_case(case("bad", status="failed"))
-    assert ResultsWriter(path, config={}).completed_keys() == {"ok1"}
+        w.write_case(case("nocuda", status="skipped"))
+    w2 = ResultsWriter(path, config={})
+    assert w2.completed_keys() == {"ok1", "div"}
+    w2.write_case(case("nocuda", mean=2.0))  # measured again: the newer record supersedes
+    w2.close()
+    run = read_run(path)
+    assert [c["key"] for c in run.cases] == ["ok1", "div", "bad", "nocuda"]
+    assert run.cases[-1]["status"] == "ok" and run.superseded == 1
 
 
 def test_exception_inside_writer_marks_interrupted(tmp_path) -> None:
