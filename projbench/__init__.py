@@ -33,6 +33,7 @@ from projbench.projection import Projection, jl_min_dim, make_projection
 from projbench.registry import Registry
 
 if TYPE_CHECKING:
+    from projbench.export import load_subspace
     from projbench.subspace import SubspaceModel
 
 
@@ -48,6 +49,10 @@ def __getattr__(name: str) -> Any:  # lazy: SubspaceModel pulls in torch.func
         from projbench.subspace import SubspaceModel
 
         return SubspaceModel
+    if name == "load_subspace":
+        from projbench.export import load_subspace
+
+        return load_subspace
     raise AttributeError(f"module 'projbench' has no attribute {name!r}")
 
 
@@ -71,6 +76,7 @@ __all__ = [
     "jl_min_dim",
     "list_plugins",
     "load_dataset",
+    "load_subspace",
     "make_model",
     "make_projection",
 ]

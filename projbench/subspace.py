@@ -34,6 +34,11 @@ the projection's *recipe* — name, seed, per_layer, options, d, D. The projecti
 and can be large (dense: D·d floats). ``load_state_dict`` rebuilds the projection from the
 stored recipe when it differs from the current one. θ₀ is stored even though it is reproducible
 from the model's seed: D floats are cheap, and a checkpoint is then self-contained.
+
+**Shipping** (:meth:`SubspaceModel.export`, :func:`projbench.load_subspace`): a model built by
+:meth:`SubspaceModel.from_names` knows its :class:`~projbench.export.ModelOrigin` (architecture,
+dataset, model seed, options), so θ₀ and P need not travel: the file holds names, seeds, θ_d and
+the buffers, :meth:`ship_bytes` bytes against :func:`state_dict_bytes` for the full model.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +55,7 @@ from torch import nn
 from torch.func import functional_call
 
 from projbench.errors import InvalidArgumentError
+from projbench.export import ModelOrigin
 from projbench.projection import Projection, make_projection
 
 STATE_VERSION = 1
@@ -99,10 +106,63 @@ class _ProjectAdd(torch.autograd.Function):
         return total, None, None, None, None
 
 
+#: spawn key that marks a negative root seed in :func:`_derived_seeds`
+_NEGATIVE_SEED_KEY = 0x6E656761  # "nega"
+_SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 1
+
+
 def _derived_seeds(seed: int, count: int) -> list[int]:
-    """``count`` independent 31-bit seeds derived from ``seed`` (numpy SeedSequence)."""
-    state = np.random.SeedSequence(abs(int(seed))).generate_state(count, dtype=np.uint32)
+    """``count`` independent 31-bit seeds derived from ``seed`` by hashing (numpy SeedSequence).
+
+    SeedSequence hashes its entropy words (32-bit pieces of a non-negative integer) with a
+    spawn key into a pool, and ``generate_state`` draws from that pool. A seed s >= 0 is hashed
+    as entropy s (as before); s < 0 as entropy |s| with spawn key (0x6E656761,), which the
+    hash mixes in as a fifth word after padding |s| to four, so that no seed in
+    [-2**63, 2**64 - 1] (at most two words) shares its words with another: s and -s differ.
+    """
+    entropy, key = (seed, ()) if seed >= 0 else (-seed, (_NEGATIVE_SEED_KEY,))
+    state = np.random.SeedSequence(entropy, spawn_key=key).generate_state(count, dtype=np.uint32)
     return [int(s) & 0x7FFFFFFF for s in state]
+
+
+def _unique_storage_bytes(tensors: Any) -> int:
+    """Bytes of ``tensors`` counting memory shared by views (e.g. parameters aliasing θ₀) once:
+    the union of each tensor's byte range [offset, offset + numel·element_size) per storage."""
+    ranges: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    total = 0
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            continue
+        nbytes = t.numel() * t.element_size()
+        if t.layout != torch.strided or t.device.type == "meta":
+            total += nbytes
+            continue
+        key = (str(t.device), t.untyped_storage().data_ptr())
+        start = int(t.storage_offset()) * t.element_size()
+        ranges.setdefault(key, []).append((start, start + nbytes))
+    for spans in ranges.values():
+        end = -1
+        for lo, hi in sorted(spans):
+            if hi <= end:
+                continue
+            total += hi - max(lo, end)
+            end = hi
+    return total
+
+
+def state_dict_bytes(model: nn.Module, *, serialized: bool = False) -> int:
+    """Size of ``model.state_dict()`` in bytes: the sum of numel·element_size over its tensors
+    (each storage range counted once), or with ``serialized=True`` the length of its
+    ``torch.save`` file. For an ordinary model this is what shipping it fully costs; compare
+    with :meth:`SubspaceModel.ship_bytes`."""
+    state = model.state_dict()
+    if serialized:
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getbuffer().nbytes
+    return _unique_storage_bytes(state.values())
 
 
 class SubspaceModel(nn.Module):
@@ -138,6 +198,8 @@ class SubspaceModel(nn.Module):
             raise InvalidArgumentError(f"d (subspace dimension) must be a positive integer, got {d!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
+        if not _SEED_MIN <= seed <= _SEED_MAX:
+            raise InvalidArgumentError(f"seed must lie in [-2**63, 2**64 - 1], got {seed}")
         if device is not None:
             model = model.to(device)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -174,6 +236,41 @@ class SubspaceModel(nn.Module):
         self.theta_d = nn.Parameter(torch.zeros(d, dtype=dtype, device=dev))
         self._recipe: dict[str, Any] = {}
         self._build_projections(projection, seed, per_layer, dict(projection_options))
+        #: how θ₀ was made (architecture, dataset, model seed…); needed by :meth:`export`
+        self.origin: ModelOrigin | None = None
+
+    @classmethod
+    def from_names(
+        cls,
+        architecture: str,
+        dataset: str,
+        projection: str = "fastfood",
+        d: int = 500,
+        seed: int = 0,
+        *,
+        model_seed: int = 0,
+        per_layer: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        architecture_options: dict[str, Any] | None = None,
+        **projection_options: Any,
+    ) -> SubspaceModel:
+        """``SubspaceModel(make_model(architecture, dataset, seed=model_seed,
+        **architecture_options).to(device, dtype), projection, d, seed, …)`` that remembers its
+        :class:`~projbench.export.ModelOrigin`, so that :meth:`export` can ship it as names,
+        seeds and θ_d."""
+        from projbench.architectures import make_model
+
+        origin = ModelOrigin(architecture, dataset, model_seed, dict(architecture_options or {}))
+        model = make_model(architecture, dataset, seed=model_seed, **dict(origin.options))
+        if dtype is not None:
+            if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+                raise InvalidArgumentError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+            model = model.to(dtype=dtype)
+        sm = cls(model, projection, d=d, seed=seed, per_layer=per_layer, device=device,
+                 **projection_options)
+        sm.origin = origin
+        return sm
 
     # -- projection management ------------------------------------------------------------
     def _build_projections(
@@ -285,6 +382,35 @@ class SubspaceModel(nn.Module):
             param.data = value.detach().clone()
             param.requires_grad_(True)
         return clone
+
+    # -- shipping ---------------------------------------------------------------------------------
+    def export(
+        self,
+        path: str | Path,
+        *,
+        include_theta0: bool = False,
+        theta0_recipe: dict[str, Any] | None = None,
+    ) -> int:
+        """Write the few numbers that rebuild this model to ``path`` (:mod:`projbench.export`):
+        names, options and seeds, θ_d and the wrapped model's buffers. Returns the bytes written.
+
+        Needs :attr:`origin` (:meth:`from_names` sets it). θ₀ must be what the origin builds,
+        unless ``include_theta0=True`` (θ₀ stored too: D more numbers) or a ``theta0_recipe``
+        (see :func:`projbench.export.register_theta0_recipe`) says how to redo it. Reload with
+        :func:`projbench.load_subspace`.
+        """
+        from projbench.export import export_subspace
+
+        return export_subspace(self, path, include_theta0=include_theta0, theta0_recipe=theta0_recipe)
+
+    def ship_bytes(self, *, include_theta0: bool = False) -> int:
+        """Size in bytes of what :meth:`export` writes (header, θ_d, buffers, checksum).
+
+        Compare with :func:`state_dict_bytes` of the materialised model, the cost of shipping
+        every parameter."""
+        from projbench.export import subspace_payload
+
+        return len(subspace_payload(self, include_theta0=include_theta0))
 
     # -- state dict ------------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:

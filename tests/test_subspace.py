@@ -258,6 +258,34 @@ def test_invalid_arguments() -> None:
         projbench.SubspaceModel(small_model(), "no-such-projection", d=3)
 
 
+def test_seed_out_of_range_is_clear() -> None:
+    for seed in (2**64, -(2**63) - 1):
+        with pytest.raises(InvalidArgumentError, match=r"seed must lie in"):
+            projbench.SubspaceModel(small_model(), TINY, d=3, seed=seed)
+
+
+def test_per_layer_seeds_hash_sign() -> None:
+    """Seeds s and −s give different per-layer projections (issue 9: abs(seed) merged them)."""
+    import numpy as np
+
+    from projbench.subspace import _derived_seeds
+
+    def per_layer_matrices(seed: int) -> list[torch.Tensor]:
+        sm = projbench.SubspaceModel(small_model(), TINY, d=4, seed=seed, per_layer=True)
+        return [p.matrix for p in sm.projections]
+
+    for s in (1, 5, 12345):
+        plus, minus = per_layer_matrices(s), per_layer_matrices(-s)
+        assert all(not torch.equal(a, b) for a, b in zip(plus, minus, strict=True))
+    # non-negative seeds keep their previous derivation (SeedSequence(s), low 31 bits)
+    ref = np.random.SeedSequence(7).generate_state(5, dtype=np.uint32)
+    assert _derived_seeds(7, 5) == [int(v) & 0x7FFFFFFF for v in ref]
+    # distinct roots give distinct per-layer seed lists, including across the sign and the
+    # 32-bit word boundary
+    roots = [*range(-300, 301), 2**32, -(2**32), 2**63, -(2**63), 2**64 - 1, 2**32 + 1]
+    assert len({tuple(_derived_seeds(r, 4)) for r in roots}) == len(roots)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("projection", PROJECTIONS)
