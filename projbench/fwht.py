@@ -12,7 +12,10 @@ the default backend ``"torch"`` is plain PyTorch and lives in this module.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +34,11 @@ class FWHTBackend:
     ``transform(x)`` must compute the *unnormalised* x·H_n along the last dimension of a
     contiguous tensor of shape (..., n), n a power of two, and return a new tensor of the same
     shape and dtype. ``available()`` says whether it can run here (library installed, device
-    present); ``devices`` and ``dtypes`` list what it supports.
+    present); ``devices`` and ``dtypes`` list what it supports: the dispatcher (:func:`fwht`)
+    uses the backend only where all three allow it and otherwise falls back to ``"torch"``
+    with one warning. With ``fuses_scale=True`` the transform also accepts a keyword
+    ``scale`` and returns ``scale``·x·H_n (folded into its own passes, no extra sweep);
+    otherwise the dispatcher multiplies afterwards.
     """
 
     name: str
@@ -40,6 +47,22 @@ class FWHTBackend:
     devices: tuple[str, ...] = ("cpu", "cuda")
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     available: Callable[[], bool] = field(default=lambda: True)
+    fuses_scale: bool = False
+
+    def supports(self, device: torch.device, dtype: torch.dtype) -> str | None:
+        """None if the backend can transform a tensor of this device and dtype here, else why not."""
+        try:
+            ok = bool(self.available())
+        except Exception as exc:  # a broken probe means "not available", never a crash
+            return f"its availability check raised {type(exc).__name__}: {exc}"
+        if not ok:
+            return "it is not available here (library or device missing)"
+        if device.type not in self.devices:
+            return f"it does not run on {device.type} (devices: {', '.join(self.devices)})"
+        if dtype not in self.dtypes:
+            names = ", ".join(str(d).replace("torch.", "") for d in self.dtypes)
+            return f"it does not support {str(dtype).replace('torch.', '')} (dtypes: {names})"
+        return None
 
 
 def is_power_of_two(n: int) -> bool:
@@ -116,10 +139,17 @@ def _factor_bits(k: int, radix_bits: int | None = None) -> list[int]:
     return [base + 1] * extra + [base] * (chunks - extra)
 
 
+def _scaled_block(a: int, dtype: torch.dtype, device: torch.device, scale: float) -> torch.Tensor:
+    """H_a (cached), times ``scale`` when it is not 1: how a scale rides along a GEMM pass for free."""
+    h = hadamard_matrix(a, dtype, device)
+    return h if scale == 1.0 else h * scale
+
+
 def _radix_passes(
-    src: torch.Tensor, res: torch.Tensor, scratch: torch.Tensor | None, bits: list[int]
+    src: torch.Tensor, res: torch.Tensor, scratch: torch.Tensor | None, bits: list[int],
+    scale: float = 1.0,
 ) -> None:
-    """Write src·H_n into ``res`` (both (B, n) contiguous) by one GEMM per factor of ``bits``.
+    """Write scale·src·H_n into ``res`` (both (B, n) contiguous) by one GEMM per factor of ``bits``.
 
     Sylvester order means H_n = H_{a_1} ⊗ … ⊗ H_{a_p} with index i = (i_1, …, i_p), i_p the
     fastest. Each pass views its input as (B, m, a) with a = 2^{bits} of the *last* axis and
@@ -127,7 +157,8 @@ def _radix_passes(
     it to the front. After p passes (factors taken last to first) every axis has been
     transformed once and the axis order is restored. Every GEMM is (a×a)·(a×n/a): no shape
     with a tiny inner dimension, hence no performance cliff at particular n. The passes
-    ping-pong between ``res`` and ``scratch`` so that the last one lands in ``res``.
+    ping-pong between ``res`` and ``scratch`` so that the last one lands in ``res``; ``scale``
+    is folded into the first pass's a×a block (no extra sweep through memory).
     """
     b_rows, n = src.shape
     bufs = [res, scratch] if len(bits) % 2 == 1 else [scratch, res]
@@ -136,7 +167,7 @@ def _radix_passes(
         a = 1 << b
         dst = bufs[i % 2]
         assert dst is not None
-        h = hadamard_matrix(a, src.dtype, src.device)
+        h = _scaled_block(a, src.dtype, src.device, scale if i == 0 else 1.0)
         if b_rows == 1:
             torch.mm(h, cur.view(n // a, a).T, out=dst.view(a, n // a))
         else:
@@ -147,39 +178,40 @@ def _radix_passes(
         cur = dst
 
 
-def fwht_torch(x: torch.Tensor) -> torch.Tensor:
-    """Unnormalised x·H_n along the last dim, pure PyTorch (radix-2^k dense blocks).
+def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+    """scale · x·H_n along the last dim (unnormalised H), pure PyTorch (radix-2^k dense blocks).
 
     n ≤ 2^DENSE_MAX_BITS: one GEMM with the cached H_n. Larger n: H_n = H_{a_1} ⊗ … ⊗ H_{a_p}
     with every a_i ≤ 2^RADIX_BITS (near-equal), one GEMM per factor (:func:`_radix_passes`);
     on the CPU the batch rows go through in cache-sized groups, and rows longer than
     2^BLOCK_BITS are cache-blocked (transform C-chunks in cache, then H_{n/C} on the leading
     axis by large GEMMs), which keeps the time per element flat once n outgrows the caches.
-    Cost: 2·Σa_i flops and p sweeps through memory per element, O(n log n) overall. The input
-    is not modified; the result is a new contiguous tensor. Differentiable when called
-    directly on a tensor that requires grad (routed through the autograd Function of
-    :func:`fwht`).
+    Cost: 2·Σa_i flops and p sweeps through memory per element, O(n log n) overall; ``scale``
+    is folded into the first a×a block, so a normalised or scaled transform costs nothing
+    extra. The input is not modified; the result is a new contiguous tensor. Differentiable
+    when called directly on a tensor that requires grad (routed through the autograd Function
+    of :func:`fwht`).
     """
     if x.requires_grad and torch.is_grad_enabled():
-        return _FWHTFunction.apply(x, fwht_torch, 1.0)
+        return _FWHTFunction.apply(x, _TORCH_FUSED, scale)
     n = x.shape[-1]
     if not is_power_of_two(n):
         raise InvalidArgumentError(
             f"fwht needs a power-of-two length, got {n}; zero-pad to {next_power_of_two(n)} first"
         )
     if x.numel() == 0 or n == 1:
-        return x.clone()
+        return x * scale if scale != 1.0 else x.clone()
     k = n.bit_length() - 1
     device = x.device
     src = x.contiguous().view(-1, n)
     if k <= _setting(DENSE_MAX_BITS, device):
-        return (src @ hadamard_matrix(n, x.dtype, device)).view(x.shape)
+        return (src @ _scaled_block(n, x.dtype, device, scale)).view(x.shape)
     radix = _setting(RADIX_BITS, device)
     block = _setting(BLOCK_BITS, device)
     if block is not None and k > block:
         # Cache blocking: transform each C-chunk (rows of (B·n/C, C)), then apply H_{n/C} to the
         # leading axis of every row viewed as (n/C, C), one GEMM per factor with a long right side.
-        res = _rows_transform(src.reshape(-1, 1 << block), _factor_bits(block, radix), device)
+        res = _rows_transform(src.reshape(-1, 1 << block), _factor_bits(block, radix), device, scale)
         left, right = src.shape[0], n
         other = torch.empty_like(res)
         cur = res
@@ -192,11 +224,13 @@ def fwht_torch(x: torch.Tensor) -> torch.Tensor:
             left *= a
             cur = dst
         return cur.view(x.shape)
-    return _rows_transform(src, _factor_bits(k, radix), device).view(x.shape)
+    return _rows_transform(src, _factor_bits(k, radix), device, scale).view(x.shape)
 
 
-def _rows_transform(src: torch.Tensor, bits: list[int], device: torch.device) -> torch.Tensor:
-    """x·H_n for every row of the contiguous (rows, n) ``src``, in cache-sized row groups."""
+def _rows_transform(
+    src: torch.Tensor, bits: list[int], device: torch.device, scale: float = 1.0
+) -> torch.Tensor:
+    """scale·x·H_n for every row of the contiguous (rows, n) ``src``, in cache-sized row groups."""
     rows, n = src.shape
     chunk_elems = _setting(CHUNK_ELEMENTS, device)
     group = rows if chunk_elems is None else max(1, min(rows, chunk_elems // n))
@@ -205,32 +239,106 @@ def _rows_transform(src: torch.Tensor, bits: list[int], device: torch.device) ->
     for start in range(0, rows, group):
         stop = min(rows, start + group)
         scr = None if scratch is None else scratch[: stop - start]
-        _radix_passes(src[start:stop], res[start:stop], scr, bits)
+        _radix_passes(src[start:stop], res[start:stop], scr, bits, scale)
     return res
+
+
+def _torch_fused(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return fwht_torch(x, scale=scale)
+
+
+_TORCH_FUSED: Callable[[torch.Tensor, float], torch.Tensor] = _torch_fused
 
 
 # --------------------------------------------------------------------------------------------
 # Dispatch and autograd
 # --------------------------------------------------------------------------------------------
+#: Environment variable naming the FWHT backend used when none is passed (``backend=``) and
+#: none was chosen with :func:`use_backend`.
+BACKEND_ENV = "PROJBENCH_FWHT_BACKEND"
+_selected: str | None = None
+_warned: set[tuple[str, str, str]] = set()
+
+
+def use_backend(name: str | None) -> str | None:
+    """Make ``name`` the FWHT backend of every later :func:`fwht` call that passes no
+    ``backend=`` (``None``: back to ``$PROJBENCH_FWHT_BACKEND`` or ``"torch"``).
+
+    The name must be registered (else :class:`~projbench.errors.UnknownNameError` listing the
+    registered ones); whether it can run is decided per call, by device and dtype. Returns the
+    previous selection, so ``prev = use_backend("fht-cpu"); …; use_backend(prev)`` restores it.
+    """
+    global _selected
+    if name is not None:
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"FWHT backend name must be a string, got {name!r}")
+        get_backend(name)  # unknown -> UnknownNameError with the registered names
+    previous, _selected = _selected, name
+    return previous
+
+
+def selected_backend() -> str:
+    """The backend name :func:`fwht` uses without ``backend=``: :func:`use_backend`'s choice,
+    else ``$PROJBENCH_FWHT_BACKEND``, else ``"torch"``."""
+    return _selected or os.environ.get(BACKEND_ENV, "").strip() or DEFAULT_BACKEND
+
+
 def get_backend(name: str | None = None) -> FWHTBackend:
-    """The registered backend ``name`` (default ``"torch"``)."""
+    """The registered backend ``name`` (default: :func:`selected_backend`)."""
     from projbench.manager import get_registry
 
-    backend: FWHTBackend = get_registry("backends").get(name or DEFAULT_BACKEND)
+    backend: FWHTBackend = get_registry("backends").get(name or selected_backend())
     return backend
 
 
+def resolve_backend(name: str | None, device: torch.device, dtype: torch.dtype) -> FWHTBackend:
+    """The backend that will transform a tensor of ``device``/``dtype``: ``name`` (or the
+    selected one) when its ``available()``, ``devices`` and ``dtypes`` allow it, else the
+    default ``"torch"`` backend, with one warning per (backend, device type, dtype)."""
+    backend = get_backend(name)
+    if backend.name == DEFAULT_BACKEND:
+        return backend
+    why = backend.supports(device, dtype)
+    if why is None:
+        return backend
+    key = (backend.name, device.type, str(dtype))
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(
+            f"FWHT backend {backend.name!r} cannot transform this {str(dtype).replace('torch.', '')} "
+            f"tensor on {device.type}: {why}; using {DEFAULT_BACKEND!r} instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return get_backend(DEFAULT_BACKEND)
+
+
+def _fused(backend: FWHTBackend) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    """The backend as a (x, scale) -> scale·x·H callable."""
+    if backend.fuses_scale:
+        return functools.partial(_call_fused, backend.transform)
+    return functools.partial(_call_then_scale, backend.transform)
+
+
+def _call_fused(transform: Callable[..., torch.Tensor], x: torch.Tensor, scale: float) -> torch.Tensor:
+    return transform(x, scale=scale)
+
+
+def _call_then_scale(transform: Callable[..., torch.Tensor], x: torch.Tensor, scale: float) -> torch.Tensor:
+    y = transform(x)
+    return y.mul_(scale) if scale != 1.0 else y
+
+
 class _FWHTFunction(torch.autograd.Function):
-    """y = x·H·scale along the last dim; dL/dx = (dL/dy)·H·scale since H is symmetric."""
+    """y = scale·x·H along the last dim; dL/dx = scale·(dL/dy)·H since H is symmetric."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, x: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor], scale: float
+        ctx, x: torch.Tensor, transform: Callable[[torch.Tensor, float], torch.Tensor], scale: float
     ) -> torch.Tensor:
         ctx.transform = transform
         ctx.scale = scale
-        y = transform(x.contiguous())
-        return y * scale if scale != 1.0 else y
+        return transform(x.contiguous(), scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # type: ignore[override]
@@ -244,13 +352,17 @@ def fwht(
     normalized: bool = False,
     *,
     backend: str | None = None,
+    scale: float = 1.0,
 ) -> torch.Tensor:
-    """x · H_n along ``dim`` (Sylvester order), n = x.shape[dim] a power of two.
+    """scale · x · H_n along ``dim`` (Sylvester order), n = x.shape[dim] a power of two.
 
-    ``normalized=True`` multiplies by 1/√n (orthogonal transform). Works for any batch shape,
-    float32/float64 (half types where the backend supports them), CPU and CUDA, with autograd.
-    A length that is not a power of two raises :class:`InvalidArgumentError`: zero-pad to
-    :func:`next_power_of_two` first.
+    ``normalized=True`` multiplies by a further 1/√n (orthogonal transform); ``scale`` is an
+    extra factor that backends fold into their passes (no extra sweep). Works for any batch
+    shape, float32/float64 (half types where the backend supports them), CPU and CUDA, with
+    autograd. ``backend`` names a registered backend (default: :func:`selected_backend`); one
+    that cannot handle this device/dtype, or is not available here, falls back to ``"torch"``
+    with a warning. A length that is not a power of two raises :class:`InvalidArgumentError`:
+    zero-pad to :func:`next_power_of_two` first.
     """
     if not isinstance(x, torch.Tensor):
         raise InvalidArgumentError(f"fwht expects a torch.Tensor, got {type(x).__name__}")
@@ -258,8 +370,12 @@ def fwht(
         raise InvalidArgumentError("fwht expects at least a 1-d tensor, got a scalar")
     if not x.is_floating_point():
         raise InvalidArgumentError(f"fwht expects a floating tensor, got dtype {x.dtype}; cast with .float()")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise InvalidArgumentError(f"fwht dim must be an integer axis, got {dim!r}")
     if not -x.dim() <= dim < x.dim():
         raise InvalidArgumentError(f"dim {dim} is out of range for a tensor of shape {tuple(x.shape)}")
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
+        raise InvalidArgumentError(f"fwht scale must be a finite number, got {scale!r}")
     dim %= x.dim()
     n = x.shape[dim]
     if not is_power_of_two(n):
@@ -267,8 +383,8 @@ def fwht(
             f"fwht needs a power-of-two length along dim {dim}, got {n}; zero-pad to "
             f"{next_power_of_two(n)} (projbench.fwht.next_power_of_two) first"
         )
-    impl = get_backend(backend)
-    scale = 1.0 / math.sqrt(n) if normalized else 1.0
+    impl = resolve_backend(backend, x.device, x.dtype)
+    total = float(scale) / math.sqrt(n) if normalized else float(scale)
     moved = x.movedim(dim, -1) if dim != x.dim() - 1 else x
-    y = _FWHTFunction.apply(moved, impl.transform, scale)
+    y = _FWHTFunction.apply(moved, _fused(impl), total)
     return y.movedim(-1, dim) if dim != x.dim() - 1 else y

@@ -127,20 +127,58 @@ def test_fastfood_column_norm_exact_when_untruncated(D: int) -> None:
         torch.testing.assert_close(norms, torch.ones(10, dtype=torch.float64))
     else:
         assert float(norms.max()) <= p.L / D + 1e-9  # a truncated unit column of V·(L/D)^½
-    assert p.memory_bytes() < 8 * 6 * p.L
 
 
-def test_fastfood_reference_formula() -> None:
-    """Rebuild V = H G Π H B from the buffers with scipy's Hadamard matrix."""
+def _fastfood_textbook(d: int, D: int, seed: int) -> torch.Tensor:
+    """c·(H G Π H B)[:D, :d] built densely from the seed's draws (B: L signs, Π, G, in order)
+    with scipy's Hadamard matrix: an implementation-independent reference."""
     import scipy.linalg
 
-    p = projbench.make_projection("fastfood", d=5, D=12, seed=7, dtype=torch.float64)
-    L = p.L
+    L = 1 << max(0, math.ceil(math.log2(max(D, d))))
+    g = torch.Generator().manual_seed(seed)
+    b = torch.randint(0, 2, (L,), generator=g).double() * 2 - 1
+    perm = torch.randperm(L, generator=g)
+    G = torch.randn(L, generator=g, dtype=torch.float32).double()
     H = torch.from_numpy(scipy.linalg.hadamard(L).astype("float64"))
-    Pi = torch.eye(L, dtype=torch.float64)[p.perm]  # (Πv)_i = v_{π(i)}
-    V = H @ torch.diag(p.gauss) @ Pi @ H @ torch.diag(p.signs)
-    ref = V[:12, :5] / math.sqrt(12 * float((p.gauss**2).sum()))
-    torch.testing.assert_close(p.to_dense(), ref)
+    Pi = torch.eye(L, dtype=torch.float64)[perm]  # (Πv)_i = v_{π(i)}
+    V = H @ torch.diag(G) @ Pi @ H @ torch.diag(b)
+    return V[:D, :d] / math.sqrt(D * float((G**2).sum()))
+
+
+@pytest.mark.parametrize(("d", "D"), [(5, 12), (1, 1), (9, 5), (3, 64), (33, 200), (100, 1000)])
+def test_fastfood_reference_formula(d: int, D: int) -> None:
+    """The one-FWHT-per-direction implementation is exactly V = H G Π H B of the textbook."""
+    p = projbench.make_projection("fastfood", d=d, D=D, seed=7, dtype=torch.float64)
+    ref = _fastfood_textbook(d, D, 7)
+    torch.testing.assert_close(p.to_dense(), ref, rtol=1e-12, atol=1e-12)
+    y = torch.randn(3, D, dtype=torch.float64)
+    torch.testing.assert_close(p.adjoint(y), y @ ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fastfood_state_is_at_most_12_bytes_per_padded_coordinate() -> None:
+    p = projbench.make_projection("fastfood", d=1000, D=199_210)
+    assert p.residue.dtype == torch.int32
+    assert p.memory_bytes() <= 12 * p.L
+    q = projbench.make_projection("fastfood", d=2048, D=2048)  # d = L: the worst case
+    assert q.memory_bytes() <= 12 * q.L
+
+
+def test_fastfood_backward_is_the_adjoint_and_batches_agree() -> None:
+    p = projbench.make_projection("fastfood", d=40, D=3000, seed=1, dtype=torch.float64)
+    theta = torch.randn(4, 40, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 3000, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((p(theta) * y).sum(), theta)
+    torch.testing.assert_close(grad, p.adjoint(y))
+    rows = torch.stack([p(t) for t in theta.detach()])  # the 1-row path == the batched path
+    torch.testing.assert_close(rows, p(theta.detach()))
+    assert torch.autograd.gradgradcheck(lambda t: p(t), (theta[:1].detach().clone().requires_grad_(),))
+
+
+def test_fastfood_huge_D_is_refused_before_allocating() -> None:
+    with pytest.raises(ResourceLimitError, match=r"fastfood.*max_bytes"):
+        projbench.make_projection("fastfood", d=10, D=2**40)
+    with pytest.raises(ResourceLimitError):
+        projbench.make_projection("fastfood", d=10, D=2**20, max_bytes=1000)
 
 
 def test_fastjl_reference_formula_and_default_q() -> None:

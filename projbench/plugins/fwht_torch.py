@@ -11,6 +11,7 @@ from projbench.registry import Registry
 TORCH_BACKEND = FWHTBackend(
     name="torch",
     transform=fwht_torch,
+    fuses_scale=True,
     description="pure PyTorch, radix-2^k dense Hadamard blocks (CPU and CUDA)",
     dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
 )
