@@ -259,9 +259,10 @@ class SubspaceModel(nn.Module):
         **architecture_options).to(device, dtype), projection, d, seed, …)`` that remembers its
         :class:`~projbench.export.ModelOrigin`, so that :meth:`export` can ship it as names,
         seeds and θ_d."""
-        from projbench.architectures import make_model
+        from projbench.architectures import make_model, resolve_options
 
-        origin = ModelOrigin(architecture, dataset, model_seed, dict(architecture_options or {}))
+        options = resolve_options(architecture, architecture_options)  # converted, with defaults
+        origin = ModelOrigin(architecture, dataset, model_seed, options)
         model = make_model(architecture, dataset, seed=model_seed, **dict(origin.options))
         if dtype is not None:
             if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

@@ -317,3 +317,11 @@ def test_cuda_roundtrip_and_cross_device(tmp_path: Path, projection: str) -> Non
         assert torch.equal(loaded(x), sm(x))
         on_cpu = projbench.load_subspace(path, device="cpu")
         torch.testing.assert_close(on_cpu(x.cpu()), sm(x).cpu(), rtol=1e-4, atol=1e-5)
+
+
+def test_from_names_stores_converted_options_with_defaults() -> None:
+    sm = SubspaceModel.from_names("fc", "digits", "fastfood", d=4, architecture_options={"width": "12"})
+    assert sm.origin is not None and dict(sm.origin.options) == {"width": 12, "depth": 2}
+    assert sm.D == (64 + 1) * 12 + 13 * 12 + 13 * 10
+    with pytest.raises(InvalidArgumentError, match="accepted options of 'fc'"):
+        SubspaceModel.from_names("fc", "digits", "fastfood", d=4, architecture_options={"scale": 2})
