@@ -10,14 +10,18 @@ For each case (projection, D, d) the suite reports
   (lazily built caches, e.g. Hadamard blocks, are not counted), beyond what was allocated
   before the step (state, θ, g). The method is in ``peak_method``:
 
-  - ``cuda_max_allocated`` (CUDA): ``torch.cuda.max_memory_allocated`` after
-    ``reset_peak_memory_stats``, minus ``memory_allocated`` before. Exact for tensors of the
-    caching allocator; excludes cuBLAS/cuSPARSE workspaces and the allocator's cached slack.
-  - ``torch_profiler`` (CPU, default): the ``[memory]`` allocation/free events of
-    ``torch.profiler`` with ``profile_memory=True``, summed in time order; the peak of that
-    running sum. Exact for every allocation through PyTorch's CPU allocator, including
-    temporaries inside ops; blind to memory that libraries allocate themselves (MKL/OpenBLAS
-    packing buffers, the Python heap). Starting the profiler costs ~2 s once per process.
+  - ``torch_profiler`` (CPU, default; CUDA first choice): the ``[memory]`` allocation/free
+    events of ``torch.profiler`` with ``profile_memory=True`` on the case's device, summed in
+    time order; the peak of that running sum. Exact for every allocation through PyTorch's
+    allocator (CUDA: the caching allocator), including temporaries inside ops; blind to memory
+    that libraries allocate themselves (MKL/OpenBLAS packing buffers, cuBLAS workspaces, the
+    Python heap). Starting the profiler costs ~2 s once per process. It leaves the process's
+    CUDA peak counter (``torch.cuda.max_memory_allocated``) alone.
+  - ``cuda_max_allocated_reset`` (CUDA, only when the profiler reports no CUDA allocation):
+    ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus
+    ``memory_allocated`` before. This **resets the process-wide CUDA peak counter** of the
+    device (a caller's own peak statistics restart there); the peak before the reset is
+    recorded in ``cuda_peak_before_bytes`` so a caller can combine the two.
   - ``rss_hwm`` (CPU, ``MemorySuite(cpu_method="rss")`` or when the profiler fails): the rise of
     the process's resident-set high-water mark (VmHWM of /proc/self/status, reset by writing 5
     to /proc/self/clear_refs) over the RSS before the step. It sees every allocator, but only
@@ -56,45 +60,88 @@ MiB = float(1 << 20)
 
 
 @contextlib.contextmanager
-def _quiet_fds() -> Iterator[None]:
-    """Silence file descriptors 1 and 2 (kineto prints start/stop lines from C++)."""
+def _quiet_native_output() -> Iterator[None]:
+    """Silence what native code writes to file descriptors 1 and 2 (kineto prints
+    ``profiler_start``/``profiler_stop`` lines from C++), without silencing Python.
+
+    The descriptors point at /dev/null only for the duration; ``sys.stdout``/``sys.stderr``,
+    when they write to those descriptors, are swapped for streams on duplicates of the
+    original descriptors meanwhile, so a progress bar or log line drawn by Python (e.g. from
+    rich's refresh thread) still reaches the terminal. Everything is restored on exit.
+    """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    saved: list[tuple[int, int]] = []
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
     except OSError:
         yield
         return
+    saved: list[tuple[int, int]] = []
+    swapped: list[tuple[str, Any, Any]] = []  # (sys attribute, original stream, replacement)
     try:
-        for fd in (1, 2):
+        for fd, attr in ((1, "stdout"), (2, "stderr")):
+            stream = getattr(sys, attr)
             try:
-                saved.append((fd, os.dup(fd)))
-                os.dup2(devnull, fd)
+                uses_fd = stream.fileno() == fd
+            except Exception:  # noqa: BLE001 - captured/proxied streams without a descriptor
+                uses_fd = False
+            try:
+                copy = os.dup(fd)
             except OSError:
-                pass
+                continue
+            saved.append((fd, copy))
+            if uses_fd:
+                replacement = os.fdopen(os.dup(copy), "w", buffering=1,
+                                        encoding=getattr(stream, "encoding", None) or "utf-8",
+                                        errors="replace")
+                swapped.append((attr, stream, replacement))
+                setattr(sys, attr, replacement)
+            os.dup2(devnull, fd)
         yield
     finally:
+        for attr, original, replacement in swapped:
+            with contextlib.suppress(Exception):
+                replacement.flush()
+            if getattr(sys, attr) is replacement:
+                setattr(sys, attr, original)
+            with contextlib.suppress(Exception):
+                replacement.close()
         for fd, copy in saved:
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)
 
 
-def peak_cpu_profiler(step: Callable[[], Any]) -> int:
-    """Peak of the running sum of CPU allocations minus frees (bytes) during ``step()``."""
+def peak_profiler(step: Callable[[], Any], device: torch.device | str = "cpu") -> int:
+    """Peak of the running sum of allocations minus frees (bytes) on ``device`` during ``step()``,
+    from the ``[memory]`` events of ``torch.profiler``. Raises LookupError when the profiler
+    recorded no allocation on that device (nothing to measure, or not supported there)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with _quiet_fds(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    dev = torch.device(device)
+    dev_type = torch.autograd.DeviceType.CUDA if dev.type == "cuda" else torch.autograd.DeviceType.CPU
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with _quiet_native_output(), profile(activities=activities, profile_memory=True) as prof:
         step()
     events = [e for e in prof.profiler.kineto_results.events()  # type: ignore[union-attr]
-              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+              if e.name() == "[memory]" and e.device_type() == dev_type
+              and (dev.type != "cuda" or dev.index is None or e.device_index() == dev.index)]
+    if not events:
+        raise LookupError(f"the profiler recorded no allocation on {dev}")
     current = peak = 0
     for e in sorted(events, key=lambda e: e.start_ns()):
         current += e.nbytes()
         peak = max(peak, current)
     return peak
+
+
+def peak_cpu_profiler(step: Callable[[], Any]) -> int:
+    """Peak of the running sum of CPU allocations minus frees (bytes) during ``step()``."""
+    try:
+        return peak_profiler(step, "cpu")
+    except LookupError:
+        return 0
 
 
 def _status_kib(field: str) -> int:
@@ -135,11 +182,18 @@ def measure_step_memory(
     out: dict[str, Any] = {}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        try:
+            out["peak_step_bytes"] = peak_profiler(step, device)
+            out["peak_method"] = "torch_profiler"
+            return out
+        except Exception as exc:  # noqa: BLE001 - no CUDA memory events: fall back, documented
+            out["profiler_error"] = f"{type(exc).__name__}: {exc}"
         base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        out["cuda_peak_before_bytes"] = int(torch.cuda.max_memory_allocated(device))
+        torch.cuda.reset_peak_memory_stats(device)  # process-wide: see the module docstring
         step()
         out["peak_step_bytes"] = int(torch.cuda.max_memory_allocated(device) - base)
-        out["peak_method"] = "cuda_max_allocated"
+        out["peak_method"] = "cuda_max_allocated_reset"
         return out
     rss: int | None
     try:
