@@ -26,8 +26,8 @@ from projbench.metrics.distortion import (
     sketch_ratios,
 )
 from projbench.metrics.memory import MemorySuite, measure_step_memory
-from projbench.metrics.speed import SpeedSuite, scaling_exponents
-from projbench.metrics.timing import time_callable
+from projbench.metrics.speed import SpeedSuite, scaling_exponents, timing_stats
+from projbench.metrics.timing import UNSTABLE_REL_IQR, TimingResult, count_unstable, time_callable
 from projbench.suites import Case, RunSettings, Suite
 
 
@@ -95,38 +95,108 @@ def _record(suite, case, outcome):
 # timing
 # ------------------------------------------------------------------------------------------
 def test_time_callable_positive_and_ordered():
-    x = torch.randn(256, 256)
-    res = time_callable(lambda: x @ x, warmup=1, repeats=5, min_sample_s=1e-4)
+    x = torch.randn(64, 64)
+    res = time_callable(lambda: x @ x, warmup=1, repeats=5, min_run_time=0.01)
     assert res.repeats >= 5 and res.inner >= 1
     assert all(s > 0 for s in res.samples)
     assert 0 < res.q1 <= res.median <= res.q3 and res.iqr >= 0
+    assert res.rel_iqr == pytest.approx(res.iqr / res.median)
+    assert res.unstable == (res.rel_iqr > UNSTABLE_REL_IQR)
 
 
-def test_time_callable_setup_is_untimed():
-    import time
+class _FakeClock:
+    """A virtual perf_counter: ``fn`` and ``setup`` advance it by fixed amounts."""
 
-    res = time_callable(lambda _: None, setup=lambda: time.sleep(0.02), warmup=0, repeats=3)
-    assert res.inner == 1
-    assert 0 < res.median < 0.01  # the 20 ms of setup are not in the samples
+    def __init__(self) -> None:
+        self.now = 0.0
 
+    def __call__(self) -> float:
+        return self.now
 
-def test_time_callable_measures_sleep():
-    import time
-
-    res = time_callable(lambda: time.sleep(0.005), warmup=0, repeats=3, min_sample_s=0)
-    assert 0.004 < res.median < 0.1
+    def advance(self, dt: float) -> None:
+        self.now += dt
 
 
-def test_time_callable_max_total_caps_slow_calls():
-    import time
+def test_time_callable_setup_is_untimed(monkeypatch):
+    """With a virtual clock (no wall-clock assertion): setup costs 1 s, the call 2 ms; every
+    sample must be exactly the call's 2 ms, and setup runs once per call."""
+    from projbench.metrics import timing
 
-    res = time_callable(lambda: time.sleep(0.02), warmup=0, repeats=20, min_sample_s=0, max_total_s=0.05)
-    assert 3 <= res.repeats <= 5
+    clock = _FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    calls = {"setup": 0, "fn": 0}
+
+    def setup():
+        calls["setup"] += 1
+        clock.advance(1.0)
+        return "arg"
+
+    def fn(arg):
+        assert arg == "arg"
+        calls["fn"] += 1
+        clock.advance(0.002)
+
+    res = time_callable(fn, setup=setup, warmup=2, repeats=4, min_run_time=0.0)
+    assert res.inner == 1 and res.repeats == 4
+    assert res.samples == pytest.approx([0.002] * 4)
+    assert calls == {"setup": 6, "fn": 6}  # 2 warm-up + 4 timed
+
+
+def test_time_callable_max_total_caps_slow_setup_calls(monkeypatch):
+    from projbench.metrics import timing
+
+    clock = _FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    res = time_callable(lambda _: clock.advance(0.02), setup=lambda: None, warmup=0, repeats=20,
+                        min_run_time=0.0, max_total_s=0.05)
+    assert res.repeats == 3  # 0.02, 0.04, 0.06 > 0.05: stop
+
+
+def test_time_callable_calibrates_calls_per_sample():
+    """A sample holds enough back-to-back calls to last min_sample_s; `repeats` are reached."""
+    res = time_callable(lambda: sum(range(200)), warmup=0, repeats=12, min_run_time=0.0,
+                        min_sample_s=1e-3)
+    assert res.repeats >= 12 and res.inner > 1
+    assert res.median * res.inner >= 0.5e-3  # calibrated to ≥ 1 ms per sample (slack for noise)
 
 
 def test_time_callable_rejects_bad_arguments():
     with pytest.raises(InvalidArgumentError):
         time_callable(lambda: None, repeats=0)
+    with pytest.raises(InvalidArgumentError, match="unknown option"):
+        time_callable(lambda: None, repeatz=3)
+
+
+@pytest.mark.parametrize(
+    ("samples", "unstable"),
+    [
+        ([1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.0], False),   # 2 % spread
+        ([1.0, 1.2, 0.9, 1.1, 0.95, 1.05, 1.0], False),      # IQR/median 0.15
+        ([0.037, 0.04, 1.5, 0.035, 1.477, 0.036, 2.0], True),  # issue 9: 37 ms median, IQR 1477 ms
+        ([1.0, 1.0], True),                                  # too few samples to see a spread
+        ([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0], True),    # bimodal: IQR/median 0.67
+    ],
+)
+def test_unstable_flag_on_synthetic_samples(samples, unstable):
+    import numpy as np
+
+    res = TimingResult(samples=samples, inner=1, warmup=0)
+    q1, med, q3 = np.percentile(samples, [25, 50, 75])  # linear interpolation = "inclusive"
+    assert res.median == pytest.approx(med) and res.q1 == pytest.approx(q1) and res.q3 == pytest.approx(q3)
+    assert res.rel_iqr == pytest.approx((q3 - q1) / med)
+    assert res.unstable is unstable
+    assert res.as_dict("fwd_")["fwd_unstable"] is unstable
+
+
+def test_count_unstable_and_timing_stats():
+    stable = TimingResult(samples=[1.0, 1.0, 1.01, 0.99], inner=1, warmup=0)
+    noisy = TimingResult(samples=[1.0, 3.0, 1.0, 3.0], inner=1, warmup=0)
+    s = timing_stats({"forward": stable, "adjoint": noisy})
+    assert s["unstable"] is True and s["unstable_ops"] == "adjoint"
+    assert s["forward_unstable"] is False and s["adjoint_rel_iqr"] == pytest.approx(1.0)
+    assert s["forward_q1_ms"] <= s["forward_ms"] <= s["forward_q3_ms"]
+    recs = [{"stats": s}, {"stats": timing_stats({"forward": stable})}, {"stats": "garbage"}, {}]
+    assert count_unstable(recs) == 1
 
 
 # ------------------------------------------------------------------------------------------
@@ -240,27 +310,89 @@ def test_speed_run_case(test_projections):
         out = suite.run_case(case, settings)
         assert out.status == "ok"
         for op in ("forward", "adjoint", "backward"):
-            assert out.stats[f"{op}_ms"] > 0 and out.stats[f"{op}_iqr_ms"] >= 0
+            st = out.stats
+            assert st[f"{op}_ms"] > 0 and st[f"{op}_iqr_ms"] >= 0
+            assert st[f"{op}_q1_ms"] <= st[f"{op}_ms"] <= st[f"{op}_q3_ms"]
+            assert isinstance(st[f"{op}_unstable"], bool) and st[f"{op}_repeats"] >= 3
+            raw = out.samples[f"{op}_s"]  # raw per-call samples, seconds
+            assert len(raw) == min(st[f"{op}_repeats"], 200) and all(v > 0 for v in raw)
+            assert st[f"{op}_ms"] == pytest.approx(1e3 * TimingResult(raw, 1, 0).median)
+        assert out.stats["unstable"] == any(out.stats[f"{op}_unstable"] for op in ("forward", "adjoint",
+                                                                                     "backward"))
         expected = 2 * case.params["D"] / out.stats["forward_ms"] / 1e3
         assert out.stats["forward_Mel_s"] == pytest.approx(expected)
         records.append(_record(suite, case, out))
-    alphas = scaling_exponents(records)
-    ops = ("forward", "adjoint", "backward")
-    assert set(alphas) == {("pbtest-dense", 16, 2, "float32", "cpu", op) for op in ops}
     from matplotlib.figure import Figure
 
     assert isinstance(suite.figure(records), Figure)
     assert suite.figure([]) is None
 
 
+def _speed_records(times, unstable=(), op="forward"):
+    return [{"suite": "speed", "projection": "p", "status": "ok",
+             "params": {"D": D, "d": 10, "batch": 1, "dtype": "float32", "device": "cpu"},
+             "stats": {f"{op}_ms": t, f"{op}_unstable": D in unstable}} for D, t in times.items()]
+
+
 def test_scaling_exponent_recovers_power_law():
     recs = [{"suite": "speed", "projection": "p", "status": "ok",
              "params": {"D": D, "d": 10, "batch": 1, "dtype": "float32", "device": "cpu"},
              "stats": {"forward_ms": 3e-4 * D**1.5, "adjoint_ms": 2.0 * D}} for D in (2**10, 2**12, 2**14)]
-    alphas = scaling_exponents(recs)
-    assert alphas[("p", 10, 1, "float32", "cpu", "forward")] == pytest.approx(1.5)
-    assert alphas[("p", 10, 1, "float32", "cpu", "adjoint")] == pytest.approx(1.0)
-    assert ("p", 10, 1, "float32", "cpu", "backward") not in alphas
+    fits = scaling_exponents(recs)
+    fwd = fits[("p", 10, 1, "float32", "cpu", "forward")]
+    assert fwd.alpha == pytest.approx(1.5) and fwd.stderr == pytest.approx(0, abs=1e-9)
+    assert fwd.n == 3 and fwd.excluded == 0
+    assert float(fits[("p", 10, 1, "float32", "cpu", "adjoint")]) == pytest.approx(1.0)
+    assert ("p", 10, 1, "float32", "cpu", "backward") not in fits
+
+
+def test_scaling_exponent_standard_error_matches_closed_form():
+    """Noisy power law: slope and its standard error against the textbook OLS formulas."""
+    import numpy as np
+
+    Ds = [2**k for k in range(10, 17)]
+    wiggle = [1.1, 0.9, 1.05, 0.97, 1.2, 0.85, 1.0]
+    fit = scaling_exponents(_speed_records({D: 1e-3 * D * w for D, w in zip(Ds, wiggle)}))[
+        ("p", 10, 1, "float32", "cpu", "forward")]
+    x = np.log(Ds)
+    y = np.log([1e-3 * D * w for D, w in zip(Ds, wiggle)])
+    xc = x - x.mean()
+    slope = (xc * (y - y.mean())).sum() / (xc**2).sum()
+    resid = y - y.mean() - slope * xc
+    se = math.sqrt((resid**2).sum() / (len(x) - 2) / (xc**2).sum())
+    assert fit.alpha == pytest.approx(slope) and fit.stderr == pytest.approx(se)
+    assert 0 < fit.stderr < 0.1
+
+
+def test_scaling_exponent_leaves_out_unstable_points():
+    """Issue 9: a noisy point (here 100× too slow at the smallest D) gave α = −1.33."""
+    times = {2**12: 4.0 * 100, 2**14: 16.0, 2**16: 64.0, 2**18: 256.0}
+    with_noise = scaling_exponents(_speed_records(times))[("p", 10, 1, "float32", "cpu", "forward")]
+    assert with_noise.alpha < 0.5
+    key = ("p", 10, 1, "float32", "cpu", "forward")
+    fit = scaling_exponents(_speed_records(times, unstable={2**12}))[key]
+    assert fit.alpha == pytest.approx(1.0) and fit.n == 3 and fit.excluded == 1
+    # fewer than two stable points: no exponent at all
+    assert scaling_exponents(_speed_records(times, unstable={2**12, 2**14, 2**16})) == {}
+
+
+def test_speed_figure_has_error_bars_reference_slopes_and_ms(test_projections):
+    times = {2**12: 4.0, 2**14: 16.0, 2**16: 64.0}
+    recs = _speed_records(times, unstable={2**16})
+    for r in recs:
+        r["stats"].update(forward_q1_ms=r["stats"]["forward_ms"] * 0.9,
+                          forward_q3_ms=r["stats"]["forward_ms"] * 1.2, unstable=r["params"]["D"] == 2**16)
+    fig = SpeedSuite().figure(recs)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "median time per call (ms)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "O(D)" in labels and "O(D log D)" in labels
+    assert any(lab.startswith("p d=10 b=1 (α=1.00±0.00)") for lab in labels)
+    from matplotlib.container import ErrorbarContainer
+
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert bars.has_yerr
+    assert "1 unstable" in fig.get_suptitle()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")

@@ -5,18 +5,27 @@ For one case (projection, D, d, batch, dtype, device) with θ ∈ R^{batch×d}, 
 
 * ``forward``  — ``P(θ)`` under ``torch.no_grad()``;
 * ``adjoint``  — ``P.adjoint(y)`` under ``torch.no_grad()``;
-* ``backward`` — ``out.backward(g)`` for ``out = P(θ)`` with θ requiring grad, i.e. the gradient
-  of the scalar loss ⟨g, Pθ⟩ with respect to θ; the forward that builds the graph runs untimed
-  before every call (:func:`~projbench.metrics.timing.time_callable` with ``setup``).
+* ``backward`` — ``out.backward(g, retain_graph=True)`` for ``out = P(θ)`` built once with θ
+  requiring grad, i.e. the gradient of ⟨g, Pθ⟩ with respect to θ without the forward pass.
 
-Each time is the median over repeats (after warm-up, CUDA synchronised) with its IQR, reported
-in milliseconds (``forward_ms``, ``forward_iqr_ms``, …). Throughput ``forward_Mel_s`` is
-batch·D output entries per second / 10⁶; ``forward_vec_s`` is projected vectors per second.
+Each op is timed by :func:`~projbench.metrics.timing.time_callable` (torch.utils.benchmark's
+``blocked_autorange`` after a warm-up, CUDA synchronised). Stats per op, with the unit in the
+name: ``{op}_ms`` (median per call), ``{op}_iqr_ms``, ``{op}_q1_ms``, ``{op}_q3_ms``,
+``{op}_min_ms`` (fastest sample: the least disturbed estimate on a busy machine),
+``{op}_rel_iqr`` (IQR/median), ``{op}_unstable``, ``{op}_repeats`` (samples) and ``{op}_inner``
+(calls per sample); the raw per-call samples in seconds are in the record's ``samples``
+(``{op}_s``). ``unstable`` is true when any op is (spread above
+:data:`~projbench.metrics.timing.UNSTABLE_REL_IQR`); ``unstable_ops`` names them.
+Throughput ``forward_Mel_s`` is batch·D output entries per second / 10⁶; ``forward_vec_s`` is
+projected vectors per second.
 
 **Scaling exponent.** Cases are independent (run in any order, in parallel, resumed), so the
 exponent α in time ∝ D^α is computed afterwards from the records, not inside a case:
-:func:`scaling_exponents` fits log t = α log D + c by least squares over the D grid of each
-(projection, d, batch, dtype, device, op); :meth:`SpeedSuite.figure` shows α in its legend.
+:func:`scaling_exponents` fits log t = α log D + c by least squares (``scipy.stats.linregress``,
+which also gives α's standard error) over the D grid of each (projection, d, batch, dtype,
+device, op), **leaving out unstable points**; a series with fewer than two stable D has no
+exponent. :meth:`SpeedSuite.figure` shows α ± se in its legend, the quartiles as error bars
+and O(D) and O(D log D) reference slopes.
 
 Grids: quick (the default of ``projbench run``) D ∈ {2¹², 2¹⁴, 2¹⁶}, d = 100, batch 1;
 full D ∈ {2¹⁶, …, 2²²}, d ∈ {10², 10³, 10⁴}, batch ∈ {1, 32}. Device and dtype come from the
@@ -29,12 +38,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from projbench.errors import ResourceLimitError
 from projbench.metrics.timing import (
+    TimingResult,
     available_memory_bytes,
     build_projection,
     device_unavailable,
@@ -50,23 +61,49 @@ QUICK = {"D": (1 << 12, 1 << 14, 1 << 16), "d": (100,), "batch": (1,)}
 FULL = {"D": tuple(1 << k for k in range(16, 23)), "d": (100, 1_000, 10_000), "batch": (1, 32)}
 
 
+MAX_SAMPLES = 200  # raw samples kept per op in the record
+
+
 def timing_profile(quick: bool) -> dict[str, Any]:
     """Keyword arguments of ``time_callable`` for the quick and the full grid."""
     if quick:
-        return {"warmup": 1, "repeats": 3, "min_sample_s": 1e-3, "min_total_s": 0.0, "max_total_s": 0.3}
-    return {"warmup": 3, "repeats": 15, "min_sample_s": 5e-3, "min_total_s": 0.25}
+        return {"warmup": 2, "repeats": 9, "min_run_time": 0.05, "min_sample_s": 1e-3, "max_total_s": 0.5}
+    return {"warmup": 3, "repeats": 25, "min_run_time": 0.5, "min_sample_s": 5e-3, "max_total_s": 5.0}
+
+
+def timing_stats(results: dict[str, TimingResult]) -> dict[str, Any]:
+    """Stats keys of :func:`measure_speed` from one :class:`TimingResult` per op."""
+    stats: dict[str, Any] = {}
+    for op, res in results.items():
+        stats[f"{op}_ms"] = res.median * 1e3
+        stats[f"{op}_iqr_ms"] = res.iqr * 1e3
+        stats[f"{op}_q1_ms"] = res.q1 * 1e3
+        stats[f"{op}_q3_ms"] = res.q3 * 1e3
+        stats[f"{op}_min_ms"] = min(res.samples) * 1e3
+        stats[f"{op}_rel_iqr"] = res.rel_iqr
+        stats[f"{op}_unstable"] = res.unstable
+        stats[f"{op}_repeats"] = res.repeats
+        stats[f"{op}_inner"] = res.inner
+    bad = [op for op, res in results.items() if res.unstable]
+    stats["unstable"] = bool(bad)
+    stats["unstable_ops"] = ",".join(bad)
+    return stats
 
 
 def measure_speed(P: Any, batch: int, *, seed: int = 0, quick: bool = True,
-                  ops: tuple[str, ...] = OPS, **timing: Any) -> dict[str, Any]:
-    """Time ``ops`` of projection P at ``batch``; returns the stats dict (see module docstring)."""
+                  ops: tuple[str, ...] = OPS, samples: dict[str, list[float]] | None = None,
+                  **timing: Any) -> dict[str, Any]:
+    """Time ``ops`` of projection P at ``batch``; returns the stats dict (see module docstring).
+
+    Pass a dict as ``samples`` to receive the raw per-call samples (seconds, at most
+    :data:`MAX_SAMPLES` per op) under ``{op}_s``.
+    """
     device, dtype, d, D = P.device, P.dtype, P.d, P.D
     g = torch.Generator().manual_seed(seed + 101)
     theta = torch.randn(batch, d, generator=g).to(device, dtype)
     y = torch.randn(batch, D, generator=g).to(device, dtype)
     kw = {**timing_profile(quick), **timing, "device": device}
-    stats: dict[str, Any] = {}
-    results = {}
+    results: dict[str, TimingResult] = {}
     if "forward" in ops:
         with torch.no_grad():
             results["forward"] = time_callable(lambda: P(theta), **kw)
@@ -74,18 +111,19 @@ def measure_speed(P: Any, batch: int, *, seed: int = 0, quick: bool = True,
         with torch.no_grad():
             results["adjoint"] = time_callable(lambda: P.adjoint(y), **kw)
     if "backward" in ops:
-        def setup() -> torch.Tensor:
-            return P(theta.detach().requires_grad_(True))
+        leaf = theta.detach().requires_grad_(True)
+        out = P(leaf)
 
-        def backward(out: torch.Tensor) -> None:
-            out.backward(y)
+        def backward() -> None:
+            out.backward(y, retain_graph=True)
 
-        results["backward"] = time_callable(backward, setup=setup, **kw)
-    for op, res in results.items():
-        stats[f"{op}_ms"] = res.median * 1e3
-        stats[f"{op}_iqr_ms"] = res.iqr * 1e3
-        stats[f"{op}_repeats"] = res.repeats
-        stats[f"{op}_inner"] = res.inner
+        results["backward"] = time_callable(backward, **kw)
+        leaf.grad = None
+        del out
+    stats = timing_stats(results)
+    if samples is not None:
+        for op, res in results.items():
+            samples[f"{op}_s"] = [float(v) for v in res.samples[:MAX_SAMPLES]]
     if "forward" in results:
         t = results["forward"].median
         stats["forward_vec_s"] = batch / t
@@ -111,10 +149,11 @@ class SpeedSuite:
     # D, d, batch, dtype and device are in the case params (shown by the report)
     table_columns: ClassVar[tuple[tuple[str, str], ...]] = (
         ("fwd ms", "forward_ms"),
-        ("fwd IQR", "forward_iqr_ms"),
+        ("fwd IQR ms", "forward_iqr_ms"),
         ("adj ms", "adjoint_ms"),
         ("bwd ms", "backward_ms"),
         ("fwd Mel/s", "forward_Mel_s"),
+        ("unstable", "unstable_ops"),
     )
 
     def __init__(self, grid: dict[str, tuple[int, ...]] | None = None, memory_fraction: float = 0.5) -> None:
@@ -154,60 +193,135 @@ class SpeedSuite:
             return CaseOutcome(stats={}, status="skipped", error=str(exc))
         stats: dict[str, Any] = {"D": D, "d": d, "batch": batch, "dtype": str(p.get("dtype")),
                                  "device": device, "threads": torch.get_num_threads()}
-        stats.update(measure_speed(P, batch, seed=settings.seed, quick=settings.quick))
-        return CaseOutcome(stats=stats)
+        samples: dict[str, list[float]] = {}
+        stats.update(measure_speed(P, batch, seed=settings.seed, quick=settings.quick, samples=samples))
+        return CaseOutcome(stats=stats, samples=samples)
 
     def figure(self, records: list[dict[str, Any]]) -> Figure | None:
-        """Median time vs D (log-log) per projection, one panel per op; α (fitted exponent) in
-        the legend."""
+        """Median time (ms) vs D, log-log, per projection, one panel per op: error bars from the
+        first to the third quartile, unstable points hollow, α ± se (fitted on stable points)
+        in the legend, dashed O(D) and dotted O(D log D) reference lines."""
         from matplotlib.figure import Figure
 
         recs = [r for r in records if r.get("suite", self.name) == self.name and r.get("status") == "ok"]
         if not recs:
             return None
-        alphas = scaling_exponents(recs)
-        fig = Figure(figsize=(15, 4.5), layout="constrained")
+        fits = scaling_exponents(recs)
+        fig = Figure(figsize=(15, 4.8), layout="constrained")
         axes = fig.subplots(1, len(OPS), squeeze=False).ravel()
         for ax, op in zip(axes, OPS):
-            for key, pts in sorted(_series(recs, op).items()):
+            series = _series(recs, op)
+            all_D: list[int] = []
+            all_t: list[float] = []
+            for i, (key, pts) in enumerate(sorted(series.items())):
                 proj, d, batch, _dtype, _device = key
-                Ds, ts = zip(*sorted(pts))
-                a = alphas.get((*key, op))
-                label = f"{proj} d={d} b={batch}" + (f" (α={a:.2f})" if a is not None else "")
-                ax.loglog(Ds, [t * 1e-3 for t in ts], marker="o", label=label)
+                pts = sorted(pts)
+                Ds = [p.D for p in pts]
+                ts = [p.ms for p in pts]
+                lo = [max(p.ms - p.q1, 0.0) for p in pts]
+                hi = [max(p.q3 - p.ms, 0.0) for p in pts]
+                fit = fits.get((*key, op))
+                label = f"{proj} d={d} b={batch}"
+                if fit is not None:
+                    label += f" (α={fit.alpha:.2f}±{fit.stderr:.2f})"
+                colour = f"C{i % 10}"
+                ax.errorbar(Ds, ts, yerr=[lo, hi], color=colour, marker="o", capsize=3, label=label)
+                bad = [p for p in pts if p.unstable]
+                if bad:
+                    ax.plot([p.D for p in bad], [p.ms for p in bad], "o", mfc="white", mec=colour, ms=9)
+                all_D += Ds
+                all_t += ts
+            if all_D:
+                _reference_slopes(ax, all_D, all_t)
             ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
             ax.set_xlabel("D (parameters)")
-            ax.set_ylabel("median time (s)")
+            ax.set_ylabel("median time per call (ms)")
             ax.set_title(op)
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
         devices = sorted({str(r["params"].get("device", "")) for r in recs})
-        fig.suptitle(f"Projection time vs D ({', '.join(devices)})")
+        n_bad = sum(1 for r in recs if r.get("stats", {}).get("unstable") is True)
+        note = f"; {n_bad} unstable case(s) shown hollow, left out of α" if n_bad else ""
+        fig.suptitle(f"Projection time vs D ({', '.join(devices)}); bars: quartiles{note}")
         return fig
 
 
-def _series(records: list[dict[str, Any]], op: str) -> dict[tuple[Any, ...], list[tuple[int, float]]]:
-    out: dict[tuple[Any, ...], list[tuple[int, float]]] = defaultdict(list)
+def _reference_slopes(ax: Any, Ds: list[int], ts: list[float]) -> None:
+    """Dashed c·D and dotted c·D·log₂D through the geometric middle of the plotted points."""
+    lo, hi = min(Ds), max(Ds)
+    if hi <= lo:
+        return
+    xs = [lo, math.sqrt(lo * hi), hi]
+    mid_D = math.sqrt(lo * hi)
+    mid_t = math.exp(sum(math.log(t) for t in ts) / len(ts))
+    ax.plot(xs, [mid_t * x / mid_D for x in xs], "k--", lw=0.8, alpha=0.6, label="O(D)")
+    ax.plot(xs, [mid_t * x * math.log2(x) / (mid_D * math.log2(mid_D)) for x in xs], "k:", lw=1.0,
+            alpha=0.6, label="O(D log D)")
+
+
+@dataclass(frozen=True, order=True)
+class _Point:
+    D: int
+    ms: float
+    q1: float
+    q3: float
+    unstable: bool
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """α of time ∝ D^α with its standard error, from ``n`` stable points (``excluded`` left out)."""
+
+    alpha: float
+    stderr: float
+    n: int
+    excluded: int
+
+    def __float__(self) -> float:
+        return self.alpha
+
+
+def _series(records: list[dict[str, Any]], op: str) -> dict[tuple[Any, ...], list[_Point]]:
+    out: dict[tuple[Any, ...], list[_Point]] = defaultdict(list)
     for r in records:
-        t = r.get("stats", {}).get(f"{op}_ms")
-        if t is None or not t > 0:
+        stats = r.get("stats")
+        params = r.get("params")
+        if not isinstance(stats, dict) or not isinstance(params, dict):
             continue
-        p = r["params"]
-        key = (r["projection"], int(p["d"]), int(p["batch"]), str(p.get("dtype")), str(p.get("device")))
-        out[key].append((int(p["D"]), float(t)))
+        t = stats.get(f"{op}_ms")
+        if not isinstance(t, (int, float)) or not t > 0 or not math.isfinite(t):
+            continue
+        try:
+            key = (r["projection"], int(params["d"]), int(params["batch"]), str(params.get("dtype")),
+                   str(params.get("device")))
+            D = int(params["D"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        q1 = stats.get(f"{op}_q1_ms", t)
+        q3 = stats.get(f"{op}_q3_ms", t)
+        unstable = stats.get(f"{op}_unstable") is True
+        out[key].append(_Point(D, float(t), float(q1), float(q3), unstable))
     return out
 
 
-def scaling_exponents(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], float]:
-    """α of time ∝ D^α by least squares of log t on log D, per (projection, d, batch, dtype,
-    device, op); only series with ≥ 2 distinct D. ``records`` are speed-suite case dicts."""
-    out: dict[tuple[Any, ...], float] = {}
+def scaling_exponents(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], ScalingFit]:
+    """α of time ∝ D^α (``scipy.stats.linregress`` of log t on log D) with its standard error,
+    per (projection, d, batch, dtype, device, op), over **stable** points only; a series needs
+    ≥ 2 distinct stable D (with exactly 2 the standard error is 0: no residual to estimate it).
+    ``records`` are speed-suite case dicts."""
+    from scipy.stats import linregress
+
+    out: dict[tuple[Any, ...], ScalingFit] = {}
     for op in OPS:
         for key, pts in _series(records, op).items():
-            if len({D for D, _ in pts}) < 2:
+            stable = [p for p in pts if not p.unstable]
+            if len({p.D for p in stable}) < 2:
                 continue
-            x = torch.tensor([math.log(D) for D, _ in pts], dtype=torch.float64)
-            y = torch.tensor([math.log(t) for _, t in pts], dtype=torch.float64)
-            xc = x - x.mean()
-            out[(*key, op)] = float((xc * (y - y.mean())).sum() / (xc * xc).sum())
+            x = [math.log(p.D) for p in stable]
+            y = [math.log(p.ms) for p in stable]
+            fit = linregress(x, y)
+            se = float(fit.stderr) if len(stable) > 2 and math.isfinite(fit.stderr) else 0.0
+            out[(*key, op)] = ScalingFit(float(fit.slope), se, len(stable), len(pts) - len(stable))
     return out

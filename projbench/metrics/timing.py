@@ -1,22 +1,30 @@
-"""Timing (CUDA-synchronised, warm-up, repeats, median, IQR) and helpers shared by the suites.
+"""Timing (adaptive, CUDA-synchronised, warmed up), stability flag, and helpers of the suites.
 
-:func:`time_callable` is the one timing routine of the speed suite and the benchmarks. One
-*sample* is the mean time of ``inner`` back-to-back calls; ``inner`` is chosen once (after
-warm-up) so that a sample lasts at least ``min_sample_s``, which keeps the timer's resolution
-and Python overhead out of fast operations. Samples are taken until both ``repeats`` samples
-and ``min_total_s`` seconds are reached (at most ``max_repeats``). On CUDA the device is
-synchronised before the clock starts and before it stops, so the time covers the kernels,
-not just their launch.
+:func:`time_callable` is the one timing routine of the speed suite and the benchmarks. It is
+built on :mod:`torch.utils.benchmark`: after ``warmup`` untimed calls,
+the number of back-to-back calls per *sample* is calibrated (pyperf-style) so that a sample
+lasts at least ``min_sample_s`` — well above the clock's resolution and the loop overhead —
+and each sample is one ``torch.utils.benchmark.Timer.timeit`` block divided by its number of
+calls. Samples are taken until both ``repeats`` samples and ``min_run_time`` seconds are in
+(``max_total_s`` caps slow calls). On CUDA the timer synchronises the timed device before each
+clock reading, so a sample covers the kernels and not just their launch.
+
+**Stability.** The spread of the samples is their inter-quartile range relative to the
+median, ``rel_iqr = (q3 − q1) / median``. A timing with ``rel_iqr >`` :data:`UNSTABLE_REL_IQR`
+(0.25, torch.utils.benchmark's threshold for "significant environmental influence") or with
+fewer than 3 samples is ``unstable``: other processes disturbed it too much to trust, and
+it must not enter a scaling fit. The raw samples are kept so a reader can judge.
 
 With ``setup`` (a callable run before every call, untimed; its return value is passed to
-``fn``) ``inner`` is 1: this times e.g. a backward pass without the forward that builds its graph.
+``fn``) each sample is one call timed with ``time.perf_counter`` (torch's Timer cannot run
+untimed code between calls).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +32,16 @@ import torch
 
 from projbench.errors import InvalidArgumentError
 
+#: relative IQR above which a timing is flagged ``unstable``
+UNSTABLE_REL_IQR = 0.25
+#: fewer samples than this cannot show their spread: also ``unstable``
+MIN_STABLE_SAMPLES = 3
+
 
 @dataclass
 class TimingResult:
-    """Per-call times in seconds: ``samples`` (each the mean of ``inner`` calls), their median,
-    first and third quartiles and inter-quartile range."""
+    """Per-call times in seconds: ``samples`` (each a block's mean per call), their median,
+    quartiles, inter-quartile range, relative IQR and the ``unstable`` flag."""
 
     samples: list[float]
     inner: int
@@ -37,6 +50,8 @@ class TimingResult:
     q1: float = field(init=False)
     q3: float = field(init=False)
     iqr: float = field(init=False)
+    rel_iqr: float = field(init=False)
+    unstable: bool = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.samples:
@@ -49,20 +64,40 @@ class TimingResult:
         else:
             self.q1 = self.q3 = s[0]
         self.iqr = self.q3 - self.q1
+        self.rel_iqr = self.iqr / self.median if self.median > 0 else float("inf")
+        self.unstable = is_unstable(self.rel_iqr, len(s))
 
     @property
     def repeats(self) -> int:
         return len(self.samples)
 
-    def as_dict(self, prefix: str = "") -> dict[str, float | int]:
+    def as_dict(self, prefix: str = "") -> dict[str, float | int | bool]:
         return {
             f"{prefix}median_s": self.median,
             f"{prefix}iqr_s": self.iqr,
             f"{prefix}q1_s": self.q1,
             f"{prefix}q3_s": self.q3,
+            f"{prefix}rel_iqr": self.rel_iqr,
+            f"{prefix}unstable": self.unstable,
             f"{prefix}repeats": self.repeats,
             f"{prefix}inner": self.inner,
         }
+
+
+def is_unstable(rel_iqr: float, n_samples: int, threshold: float = UNSTABLE_REL_IQR) -> bool:
+    """A timing cannot be trusted: spread (IQR/median) above ``threshold`` or too few samples."""
+    return n_samples < MIN_STABLE_SAMPLES or not rel_iqr <= threshold
+
+
+def count_unstable(records: Iterable[Mapping[str, Any]]) -> int:
+    """How many case records (dicts with ``stats``) are flagged ``unstable``; the runner says so
+    at the end of a run."""
+    n = 0
+    for r in records:
+        stats = r.get("stats") if isinstance(r, Mapping) else None
+        if isinstance(stats, Mapping) and stats.get("unstable") is True:
+            n += 1
+    return n
 
 
 def synchronize(device: torch.device | str | None) -> None:
@@ -81,54 +116,90 @@ def time_callable(
     device: torch.device | str | None = "cpu",
     warmup: int = 2,
     repeats: int = 7,
+    min_run_time: float = 0.2,
     min_sample_s: float = 1e-3,
-    min_total_s: float = 0.0,
-    max_repeats: int = 200,
-    max_inner: int = 10_000,
     max_total_s: float | None = None,
+    max_repeats: int = 1000,
+    max_inner: int = 100_000,
+    threads: int | None = None,
+    **legacy: Any,
 ) -> TimingResult:
     """Time ``fn()`` (or ``fn(setup())``) on ``device``; see the module docstring.
 
-    ``warmup`` untimed calls come first (allocator, kernel selection, lazy init).
-    ``max_total_s`` caps the sampling time for slow calls: sampling stops once it is exceeded
-    and at least 3 samples (or ``repeats`` if fewer) are in.
+    ``warmup`` untimed calls come first (allocator, kernel selection, lazy init). Then the
+    number of calls per sample (``inner``) is calibrated so that a sample lasts at least
+    ``min_sample_s`` (pyperf-style: far above the clock's resolution and the loop overhead).
+    Samples are taken until both ``repeats`` samples and ``min_run_time`` seconds are reached,
+    at most ``max_repeats`` samples; ``max_total_s`` stops sampling early once at least 3 (or
+    ``repeats`` if fewer) samples are in. ``threads``: torch threads while timing (default:
+    the current number). ``min_total_s`` of the former API is accepted as ``min_run_time``.
     Returns per-call seconds; every sample is > 0.
     """
-    if repeats < 1 or warmup < 0 or max_repeats < repeats:
+    unknown = set(legacy) - {"min_total_s"}
+    if unknown:
+        raise InvalidArgumentError(f"time_callable got unknown option(s) {sorted(unknown)}")
+    if repeats < 1 or warmup < 0 or max_repeats < repeats or not min_run_time >= 0:
         raise InvalidArgumentError(
-            f"need repeats >= 1, warmup >= 0 and max_repeats >= repeats; got repeats={repeats}, "
-            f"warmup={warmup}, max_repeats={max_repeats}"
+            f"need repeats >= 1, warmup >= 0, max_repeats >= repeats and min_run_time >= 0; got "
+            f"repeats={repeats}, warmup={warmup}, max_repeats={max_repeats}, min_run_time={min_run_time}"
         )
+    if legacy.get("min_total_s") is not None:
+        min_run_time = float(legacy["min_total_s"])
     clock = time.perf_counter
+    floor = min(MIN_STABLE_SAMPLES, repeats)
 
-    def one(inner: int) -> float:
-        if setup is not None:
+    def done(n: int, start: float) -> bool:
+        elapsed = clock() - start
+        if n >= max_repeats:
+            return True
+        if max_total_s is not None and n >= floor and elapsed > max_total_s:
+            return True
+        return n >= repeats and elapsed >= min_run_time
+
+    samples: list[float] = []
+    if setup is not None:
+        for _ in range(warmup):
+            fn(setup())
+        synchronize(device)
+        start = clock()
+        while not done(len(samples), start):
             arg = setup()
             synchronize(device)
             t0 = clock()
             fn(arg)
-        else:
             synchronize(device)
-            t0 = clock()
-            for _ in range(inner):
-                fn()
-        synchronize(device)
-        return (clock() - t0) / inner
+            samples.append(max(clock() - t0, 1e-12))
+        return TimingResult(samples=samples, inner=1, warmup=warmup)
+
+    from torch.utils.benchmark import Timer
 
     for _ in range(warmup):
-        one(1)
+        fn()
+    synchronize(device)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+
+    def synced_clock() -> float:
+        """perf_counter after the timed device's queue is drained (torch's default timer
+        synchronises every accelerator on each reading, which costs ~50 ms on a CPU-only box)."""
+        synchronize(dev)
+        return time.perf_counter()
+
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads or torch.get_num_threads(),
+                  timer=synced_clock if dev.type != "cpu" else time.perf_counter)
+
+    def block(number: int) -> float:
+        """Per-call seconds of one block of ``number`` calls (device synchronised around it)."""
+        synchronize(device)
+        return max(float(timer.timeit(number).raw_times[0]) / number, 1e-12)
+
     inner = 1
-    if setup is None:
-        first = one(1)
-        if first < min_sample_s:
-            inner = max(1, min(max_inner, int(min_sample_s / max(first, 1e-9)) + 1))
-    samples: list[float] = []
+    first = block(1)
+    while first * inner < min_sample_s and inner < max_inner:  # calibrate the block size
+        inner = min(max_inner, max(2 * inner, int(1.2 * min_sample_s / max(first, 1e-9))))
+        first = block(inner)
     start = clock()
-    floor = min(3, repeats)
-    while len(samples) < repeats or (clock() - start < min_total_s and len(samples) < max_repeats):
-        samples.append(max(one(inner), 1e-12))
-        if max_total_s is not None and len(samples) >= floor and clock() - start > max_total_s:
-            break
+    while not done(len(samples), start):
+        samples.append(block(inner))
     return TimingResult(samples=samples, inner=inner, warmup=warmup)
 
 
