@@ -30,6 +30,7 @@ from projbench.errors import (
 from projbench.fwht import FWHTBackend, fwht
 from projbench.hookspecs import hookimpl
 from projbench.projection import Projection, jl_min_dim, make_projection
+from projbench.records import read_results, to_dataframe
 from projbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ def __getattr__(name: str) -> Any:  # lazy: SubspaceModel pulls in torch.func
         from projbench.export import load_subspace
 
         return load_subspace
+    if name == "testing":  # contract checks for plugin authors: projbench.testing.run_all_checks
+        import importlib
+
+        return importlib.import_module("projbench.testing")
     raise AttributeError(f"module 'projbench' has no attribute {name!r}")
 
 
@@ -79,4 +84,7 @@ __all__ = [
     "load_subspace",
     "make_model",
     "make_projection",
+    "read_results",
+    "testing",
+    "to_dataframe",
 ]
