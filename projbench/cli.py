@@ -292,15 +292,32 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
 @cli.command("report")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--figures", "fig_dir", type=click.Path(file_okay=False),
-              help="Directory for PNG figures (default: next to the first results file).")
+              help="Directory for PNG figures (default: next to the results / in each study's folder).")
 @click.option("--no-figures", is_flag=True, help="Only print tables.")
-def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool) -> None:
-    """Tables and PNG figures from one or more results files (or directories of them)."""
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "md", "csv", "html"]),
+              help="Study tables: rich table on stderr, or md/csv/html on stdout (data only).")
+@click.option("--reference", type=click.Path(dir_okay=False, exists=True),
+              help="Study tables: CSV (architecture, dataset, projection, d_int90, source) to compare against.")
+def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool, fmt: str,
+                   reference: str | None) -> None:
+    """Tables and PNG figures from results files, study folders, or directories of them.
+
+    A study folder (`projbench study … --out DIR`) gets the d_int90 table and figures; other
+    results files get one table per suite.
+    """
+    from projbench.commands.study import report_studies, split_study_paths
     from projbench.report import print_tables, stderr_console, write_figures
     from projbench.results import read_runs
 
-    runs = read_runs(list(paths))
     console = stderr_console()
+    studies, others = split_study_paths(list(paths))
+    for png in report_studies(studies, console, fmt=fmt, reference=reference,
+                              fig_dir=None if no_figures else fig_dir, figures=not no_figures):
+        click.echo(str(png))
+    if not others:
+        return
+    runs = read_runs(others)
     records = []
     for run in runs:
         state = "complete" if run.complete else "incomplete (interrupted?)"
@@ -314,17 +331,6 @@ def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool
         target = Path(fig_dir) if fig_dir else runs[0].path.parent / f"{runs[0].path.stem}-figures"
         for png in write_figures(records, target):
             click.echo(str(png))
-
-
-def _add_optional_commands() -> None:
-    try:
-        from projbench.cli_intrinsic import intrinsic_dim
-    except ImportError:  # pragma: no cover - during development only
-        return
-    cli.add_command(intrinsic_dim)
-
-
-_add_optional_commands()
 
 
 def main() -> None:

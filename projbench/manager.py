@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("architectures", "projbench.plugins.architectures"),
     ("datasets", "projbench.plugins.datasets"),
     ("suites", "projbench.plugins.suites"),
+    ("commands", "projbench.plugins.commands"),
 )
 
 #: registry kind -> hook that fills it

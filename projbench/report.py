@@ -65,21 +65,15 @@ def format_params(params: dict[str, Any] | None) -> str:
 
 
 def _suite_view(suite_name: str) -> Any | None:
-    """The object that knows how to show records of ``suite_name``: a registered suite, or the
-    core's intrinsic-dimension search (its records are not produced by ``projbench run``)."""
+    """The registered suite that knows how to show records of ``suite_name`` (None when it is not
+    installed: its records still get a generic table). Study folders (d_int90) have their own
+    report, :mod:`projbench.study.report`."""
     from projbench.errors import UnknownNameError
     from projbench.manager import get_registry
 
     try:
         return get_registry("suites").get(suite_name)
     except UnknownNameError:
-        if suite_name == "intrinsic":
-            from types import SimpleNamespace
-
-            from projbench import intrinsic
-
-            return SimpleNamespace(table_columns=intrinsic.REPORT_COLUMNS,
-                                   figure=intrinsic.figure_from_records)
         return None
 
 

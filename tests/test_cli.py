@@ -128,23 +128,6 @@ def test_main_job_runs_every_suite_and_report_reads_it(runner, tmp_path) -> None
     assert pngs and all(p.suffix == ".png" and p.stat().st_size > 1000 for p in pngs)
 
 
-def test_report_draws_intrinsic_dimension_records(runner, tmp_path) -> None:
-    """Records of `projbench intrinsic-dim` (suite 'intrinsic') get their columns and figure."""
-    from projbench.results import ResultsWriter
-
-    path = tmp_path / "intrinsic.jsonl"
-    with ResultsWriter(path, config={}) as w:
-        w.write_case({"key": "b", "suite": "intrinsic", "projection": "none", "status": "ok",
-                      "params": {"d": None, "seed": 0}, "stats": {"test_accuracy": 0.95, "steps": 10}})
-        for i, (d, acc) in enumerate([(10, 0.2), (100, 0.7), (1000, 0.9)]):
-            w.write_case({"key": f"k{i}", "suite": "intrinsic", "projection": "fastjl", "status": "ok",
-                          "params": {"d": d, "seed": 0}, "stats": {"test_accuracy": acc, "steps": 10}})
-    result = runner.invoke(cli, ["report", str(path), "--figures", str(tmp_path / "f")])
-    assert result.exit_code == 0, result.output
-    assert "test acc" in result.output
-    assert (tmp_path / "f" / "intrinsic.png").stat().st_size > 1000
-
-
 def test_bad_option_value_is_one_line_error_before_any_case(runner, tmp_path) -> None:
     """-o q=2: the projection's own validation, full message, exit 1, nothing recorded."""
     out = tmp_path / "out"

@@ -36,8 +36,6 @@ from projbench.training import Recipe, default_weight_decay
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from projbench.intrinsic import ModelTrainer
-
 BASELINE = "none"
 QUICK_DIMS: tuple[int, ...] = (16, 64, 256)
 FULL_DIMS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -81,7 +79,6 @@ class AccuracySuite:
         self.recipe = recipe
         self.train_subset = train_subset
         self.threads = threads
-        self._trainers: dict[tuple[Any, ...], ModelTrainer] = {}
         self._baselines: dict[str, Any] = {}
 
     def recipe_for(self, quick: bool) -> Recipe:
@@ -107,19 +104,8 @@ class AccuracySuite:
                 for proj in projections for d in dims for s in seeds]
         return out
 
-    def _trainer(self, case: Case, settings: RunSettings) -> ModelTrainer:
-        from projbench.intrinsic import ModelTrainer
-
-        arch = case.architecture or self.architecture
-        ds = case.dataset or self.dataset
-        key = (arch, ds, settings.data_dir, settings.device)
-        if key not in self._trainers:
-            self._trainers[key] = ModelTrainer(arch, ds, data_dir=settings.data_dir, device=settings.device,
-                                               train_subset=self.train_subset)
-        return self._trainers[key]
-
     def _run(self, case: Case, settings: RunSettings, projection: str | None, d: int | None) -> Any:
-        from projbench.intrinsic import RunSpec
+        from projbench.runs import RunSpec, train_run
 
         p = case.params
         recipe = self.recipe_for(settings.quick).with_(epochs=p.get("epochs"), lr=p.get("lr"))
@@ -129,9 +115,11 @@ class AccuracySuite:
 
             accepted = set(get_registry("projections").get(projection).option_names())
             options = {k: v for k, v in settings.options.items() if k in accepted}
-        spec = RunSpec(case.architecture, case.dataset, projection, d, int(p["seed"]), recipe,
-                       options=tuple(sorted(options.items())))
-        return spec, self._trainer(case, settings)(spec)
+        spec = RunSpec(case.architecture or self.architecture, case.dataset or self.dataset, int(p["seed"]),
+                       recipe, projection=projection, d=d, options=tuple(sorted(options.items())),
+                       train_subset=self.train_subset, device=settings.device,
+                       threads=self.threads or torch.get_num_threads())
+        return spec, train_run(spec, settings.data_dir)
 
     def _baseline(self, case: Case, settings: RunSettings) -> Any:
         base_case = Case(self.name, BASELINE, {**case.params, "d": None}, case.architecture, case.dataset)

@@ -1,0 +1,134 @@
+"""Options and output shared by ``study`` and ``intrinsic-dim``: executors, progress, the table."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from projbench.errors import InvalidArgumentError
+
+
+def executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jobs``, ``--executor``, ``--address``, ``--cpus-per-task``, ``--gpus-per-task``."""
+    options = [
+        click.option(
+            "--jobs",
+            default=1,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Local worker processes (with --executor ray: CPUs of a local Ray).",
+        ),
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: this machine (inline or a process pool); ray: a Ray cluster.",
+        ),
+        click.option("--address", default=None, help="Ray cluster address (default: start a local Ray)."),
+        click.option(
+            "--cpus-per-task",
+            default=1.0,
+            show_default=True,
+            type=click.FloatRange(0),
+            help="Ray: CPUs reserved per training run.",
+        ),
+        click.option(
+            "--gpus-per-task",
+            default=0.0,
+            show_default=True,
+            type=click.FloatRange(0),
+            help="Ray: GPUs per run (0.25 lets four runs share a GPU).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_pool_from(
+    executor: str, jobs: int, address: str | None, cpus_per_task: float, gpus_per_task: float
+) -> Any:
+    from projbench.executors import make_pool
+
+    return make_pool(
+        executor, jobs=jobs, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task
+    )
+
+
+class RunProgress:
+    """A rich progress line per finished run, with the count of runs and an ETA from the
+    study's estimated run count."""
+
+    def __init__(self, console: Any, estimate: str) -> None:
+        from projbench.report import make_progress
+
+        self.progress = make_progress(console)
+        high = int(estimate.split("-")[-1])
+        self.task = self.progress.add_task("runs", total=high, current=f"~{estimate} runs planned")
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def __enter__(self) -> RunProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def __call__(self, record: dict[str, Any], spec: Any, reused: bool) -> None:
+        self.done += 1
+        stats = record.get("stats") or {}
+        acc = stats.get("test_accuracy")
+        acc_text = f"acc {acc:.4f}" if isinstance(acc, float) else "acc -"
+        status = record.get("status")
+        self.progress.update(
+            self.task,
+            advance=1,
+            current=f"{spec.label()}: {acc_text} [{status}, {stats.get('run_wall_s', 0):.1f}s]",
+        )
+
+
+def print_outcome(
+    outcome: Any, console: Any, *, fmt: str, reference: str | None, figures: Path | None, title: str
+) -> list[Path]:
+    """The table (stderr for ``table``, stdout for md/csv/html) and figures (paths returned)."""
+    from projbench.study.report import add_reference, read_reference, render, rich_table, write_figures
+
+    rows = outcome.rows
+    if reference:
+        add_reference(rows, read_reference(reference))
+    if fmt == "table":
+        console.print(rich_table(rows, title=title, caption=outcome.spec.notes))
+    else:
+        click.echo(render(rows, fmt, title=title, notes=outcome.spec.notes), nl=False)
+    paths: list[Path] = []
+    if figures is not None:
+        paths = write_figures(rows, figures)
+    return paths
+
+
+def check_format(fmt: str) -> None:
+    from projbench.study.report import FORMATS
+
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"--format must be one of {', '.join(FORMATS)}")
+
+
+def with_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ProjbenchError raised inside a plugin-registered command into a one-line error."""
+    from projbench.errors import ProjbenchError
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProjbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper

@@ -1,0 +1,269 @@
+"""``projbench study SPEC --out DIR``: the seed report's d_int90 table from one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from projbench.commands.common import (
+    RunProgress,
+    check_format,
+    executor_options,
+    make_pool_from,
+    print_outcome,
+    with_errors,
+)
+
+
+def _list_presets() -> None:
+    from rich.table import Table
+
+    from projbench.report import stderr_console
+    from projbench.study.spec import load_spec, preset_names
+
+    table = Table(title="study presets", title_justify="left")
+    for h in ("preset", "pairs", "projections", "seeds", "runs (est.)", "description"):
+        table.add_column(h, overflow="fold")
+    for name in preset_names():
+        spec = load_spec(name)
+        table.add_row(
+            name,
+            ", ".join(p.label for p in spec.pairs),
+            ", ".join(p.label for p in spec.projections),
+            str(len(spec.seeds)),
+            spec.run_count(),
+            spec.description,
+        )
+        click.echo(f"{name}\t{spec.run_count()}\t{spec.description}")
+    stderr_console().print(table)
+
+
+@click.command("study")
+@click.argument("spec_source", metavar="SPEC", required=False)
+@click.option("--list", "list_presets", is_flag=True, help="List the built-in presets and exit.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Study folder (created, or resumed when it holds the same study).",
+)
+@executor_options
+@click.option("--device", default=None, help="Override every pair's device: cpu, cuda, cuda:N or auto.")
+@click.option("--seeds", default=None, type=click.IntRange(1), help="Override the number of seeds (0..N-1).")
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1),
+    help="torch threads per run (part of a run's identity) [spec: 1].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    envvar="PROJBENCH_DATA",
+    help="Root of torchvision-layout datasets [env PROJBENCH_DATA].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "md", "csv", "html"]),
+    help="Table format (md/csv/html on stdout).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CSV (architecture, dataset, projection, d_int90, source) to compare against.",
+)
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@click.option("--dry-run", is_flag=True, help="Resolve and print the plan; train nothing.")
+@with_errors
+def study(
+    spec_source: str | None,
+    list_presets: bool,
+    out_dir: str | None,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    cpus_per_task: float,
+    gpus_per_task: float,
+    device: str | None,
+    seeds: int | None,
+    threads: int | None,
+    data_dir: str | None,
+    fmt: str,
+    reference: str | None,
+    no_figures: bool,
+    dry_run: bool,
+) -> None:
+    """Run a study: d_int90 of every (architecture, dataset) pair × projection × seed.
+
+    SPEC is a preset name (`projbench study --list`) or a TOML file. Every training run (a
+    baseline or one subspace run at one d) is a task; independent searches run side by side on
+    --jobs N local processes or a Ray cluster (--executor ray). Each finished run is recorded in
+    OUT/study.jsonl at once, so running the same command again resumes where it stopped; a
+    different spec is refused. At the end the table is printed and figures are written to
+    OUT/figures (paths on stdout). `projbench report OUT` shows them again.
+
+    \b
+    Examples:
+      projbench study smoke --out runs/smoke --jobs 2
+      projbench study cpu-budget --out runs/cpu-budget --jobs 2      # a laptop, ~1 h
+      projbench study seed-report --out runs/seed --device cuda --executor ray --gpus-per-task 0.25
+    """
+    from projbench.cliutils import resolve_device
+    from projbench.report import stderr_console
+    from projbench.study.runner import run_study
+    from projbench.study.spec import load_spec
+
+    if list_presets:
+        _list_presets()
+        return
+    if not spec_source:
+        raise click.UsageError("give a preset name or a TOML file (see `projbench study --list`)")
+    check_format(fmt)
+    overrides: dict[str, Any] = {}
+    if device is not None:
+        overrides["device"] = resolve_device(device)
+    if seeds is not None:
+        overrides["seeds"] = seeds
+    if threads is not None:
+        overrides["threads"] = threads
+    spec = load_spec(spec_source, overrides)
+    for pair in spec.pairs:  # "auto" inside a TOML resolves here, once, for the whole study
+        if pair.run["device"] == "auto":
+            pair.run["device"] = resolve_device("auto")
+    _check_names(spec)
+    console = stderr_console()
+    if dry_run:
+        console.print(
+            f"study {spec.name}: {len(spec.pairs)} pairs, {len(spec.projections)} projections, "
+            f"{len(spec.seeds)} seeds, {len(spec.variants())} variants, ~{spec.run_count()} runs"
+        )
+        for pair in spec.pairs:
+            click.echo(
+                f"{pair.label}\t{','.join(pair.projections)}\t{pair.search}\t{pair.recipe}\t{pair.run}"
+            )
+        return
+    if not out_dir:
+        raise click.UsageError("--out DIR is required (the study folder)")
+    pool = make_pool_from(executor, jobs, address, cpus_per_task, gpus_per_task)
+    console.print(
+        f"study [bold]{spec.name}[/]: ~{spec.run_count()} runs on {pool.workers} worker(s) "
+        f"({pool.name}); recording to {Path(out_dir) / 'study.jsonl'}"
+    )
+    if spec.notes:
+        console.print(f"[yellow]{spec.notes}[/]")
+    try:
+        with RunProgress(console, spec.run_count()) as progress:
+            outcome = run_study(spec, out_dir, pool=pool, data_dir=data_dir, on_record=progress)
+    finally:
+        pool.close()
+    figures = None if no_figures else Path(out_dir) / "figures"
+    paths = print_outcome(
+        outcome, console, fmt=fmt, reference=reference, figures=figures, title=f"d_int90 — study {spec.name}"
+    )
+    overhead = outcome.engine.driver_overhead_per_run_s
+    console.print(
+        f"{outcome.trained} runs trained, {outcome.reused} reused, {outcome.failed_runs} failed; "
+        f"{outcome.engine.wall_s:.1f} s wall"
+        + (f"; driver overhead {overhead * 1e3:.1f} ms/run" if overhead is not None else "")
+    )
+    click.echo(str(Path(out_dir) / "study.jsonl"))
+    for p in paths:
+        click.echo(str(p))
+    if outcome.failed_runs:
+        console.print(
+            f"[red]{outcome.failed_runs} run(s) failed (errors in the table and the study file); "
+            "run the same command again to retry them[/]"
+        )
+        raise SystemExit(1)
+
+
+def _check_names(spec: Any) -> None:
+    """Unknown architectures, datasets, projections or options fail before anything runs."""
+    from projbench.manager import get_registry
+    from projbench.runner import validate_options
+    from projbench.runs import parameter_count
+
+    for entry in spec.projections:
+        validate_options([entry.name], entry.options)
+    for pair in spec.pairs:
+        get_registry("architectures").get(pair.architecture)
+        get_registry("datasets").get(pair.dataset)
+        num_params = parameter_count(pair.architecture, pair.dataset)
+        s = pair.search
+        largest = s["d_max"] if s["method"] == "bisect" else max(s["grid"] or [0])
+        if largest > num_params:
+            from projbench.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                f"{pair.label}: the largest d searched ({largest:,}) exceeds D = {num_params:,}; lower d_max "
+                "(or the grid) for this pair"
+            )
+
+
+def split_study_paths(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Study folders (given, or found inside given directories) and the other results paths.
+
+    A directory holding studies and plain results files yields both; ``study.jsonl`` files are
+    never passed on as plain results files.
+    """
+    from projbench.study.store import FILE_NAME, is_study
+
+    studies: list[Path] = []
+    others: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if is_study(p):
+            studies.append(p if p.is_dir() else p.parent)
+        elif p.is_dir():
+            found = sorted(f.parent for f in p.rglob(FILE_NAME))
+            studies.extend(found)
+            plain = [f for f in p.rglob("*.jsonl") if f.name != FILE_NAME]
+            if plain or not found:
+                others.extend(str(f) for f in sorted(plain)) if plain else others.append(raw)
+        else:
+            others.append(raw)
+    return list(dict.fromkeys(studies)), others
+
+
+def report_studies(
+    folders: list[Path], console: Any, *, fmt: str, reference: str | None, fig_dir: str | None, figures: bool
+) -> list[Path]:
+    """Replay each study folder's table (nothing is trained) and draw its figures."""
+    from projbench.study.runner import replay_study
+
+    paths: list[Path] = []
+    for folder in folders:
+        outcome, stored = replay_study(folder)
+        state = "complete" if stored.ended else "incomplete (interrupted or still running?)"
+        extra = []
+        if stored.torn:
+            extra.append("last line torn and ignored")
+        if stored.bad_lines:
+            extra.append(f"{stored.bad_lines} unreadable line(s) skipped")
+        env = stored.header.get("env") or {}
+        console.print(
+            f"[bold]{folder}[/]: study {outcome.spec.name}, {len(stored.runs)} runs recorded, {state}"
+            + (f" ({'; '.join(extra)})" if extra else "")
+            + f"; projbench {env.get('projbench')}, torch {env.get('torch')}"
+        )
+        target = None
+        if figures:
+            target = (
+                (Path(fig_dir) / folder.name)
+                if fig_dir and len(folders) > 1
+                else (Path(fig_dir) if fig_dir else folder / "figures")
+            )
+        paths += print_outcome(
+            outcome,
+            console,
+            fmt=fmt,
+            reference=reference,
+            figures=target,
+            title=f"d_int90 — study {outcome.spec.name}",
+        )
+    return paths

@@ -1,0 +1,13 @@
+"""Studies: the seed report's whole d_int90 table from one command (DESIGN §10).
+
+:mod:`~projbench.study.spec` (TOML → resolved spec), :mod:`~projbench.study.engine` (runs on a
+task pool, searches), :mod:`~projbench.study.store` (the resumable study folder),
+:mod:`~projbench.study.report` (tables and figures) and :func:`run_study` tying them together.
+"""
+
+from __future__ import annotations
+
+from projbench.study.runner import StudyOutcome, run_study
+from projbench.study.spec import StudySpec, load_spec, preset_names
+
+__all__ = ["StudyOutcome", "StudySpec", "load_spec", "preset_names", "run_study"]

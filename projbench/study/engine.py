@@ -1,0 +1,476 @@
+"""The study engine: turns a :class:`~projbench.study.spec.StudySpec` into training runs on a
+task pool and the runs' results into d_int90 values.
+
+Work is organised in **groups** — (pair, variant), where a variant is one combination of the
+study's axes — and **chains** — (group, projection, seed), one d_int90 search each
+(:mod:`projbench.search`). A group first needs its baselines: full training per seed (and, for
+the global baseline, at lr/3, lr and 3·lr); they are shared by all of the group's chains (and by
+any other group with the same run identity). The target is ``threshold`` × the baseline accuracy
+(local: mean over seeds; global: the best recipe's mean). A baseline that failed, diverged or
+is near chance (accuracy ≤ 1.5 / number of classes) stops its group with a message instead of
+searching against a meaningless target.
+
+Scheduling: every chain whose target is known proposes its next round of d values; every run
+that is needed and neither finished nor in flight is submitted; then the engine waits for the
+first result, records it (:class:`~projbench.study.store.StudyStore`) and repeats. Independent
+chains and the k points of a k-section round all run concurrently, so a study fills as many
+workers as it has independent runs. Because a chain advances only on a complete round, the d
+values tried — hence the d_int90 values — do not depend on the pool or on completion order.
+
+With ``pool=None`` the engine *replays* a study from stored results only (``projbench report``
+uses this): nothing is trained, chains stop where their results stop.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from projbench.runs import RunSpec, execute_run
+from projbench.search import Crossing, Search, SpreadStats, make_search
+from projbench.study.spec import StudySpec
+from projbench.training import Recipe
+
+MAX_ATTEMPTS = 3
+CHANCE_FACTOR = 1.5
+
+
+@dataclass
+class Group:
+    """(pair, variant): shared baselines and the target accuracy."""
+
+    index: int
+    pair: int
+    variant: dict[str, Any]
+    recipe: Recipe
+    burn_in: int
+    baseline_specs: dict[str, list[RunSpec]]  # recipe label -> one spec per seed
+    target: float | None = None
+    baseline_accuracy: float | None = None
+    baseline_recipe: dict[str, Any] | None = None
+    failed: str | None = None
+
+    @property
+    def variant_label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.variant.items()) or "-"
+
+
+@dataclass
+class Chain:
+    """One search: (group, projection label, seed)."""
+
+    group: int
+    projection: str
+    seed: int
+    search: Search | None = None
+    round: list[int] = field(default_factory=list)
+    crossing: Crossing | None = None
+    failed: str | None = None
+    run_ids: set[str] = field(default_factory=set)
+
+    @property
+    def done(self) -> bool:
+        return self.crossing is not None or self.failed is not None
+
+
+class StudyEngine:
+    """Plans and drives one study; see the module docstring.
+
+    ``on_record(record, spec, reused)`` is called for each run result (new or reused);
+    ``data_dir`` is passed to every run. ``run_fn`` defaults to :func:`execute_run` (tests may
+    pass another picklable function).
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        *,
+        results: dict[str, dict[str, Any]] | None = None,
+        pool: Any | None = None,
+        store: Any | None = None,
+        data_dir: str | None = None,
+        on_record: Callable[[dict[str, Any], RunSpec, bool], None] | None = None,
+        run_fn: Callable[..., dict[str, Any]] = execute_run,
+        num_classes: Callable[[str], int] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.results: dict[str, dict[str, Any]] = dict(results or {})
+        self.reused_ids = set(self.results)
+        self.pool = pool
+        self.store = store
+        self.data_dir = data_dir
+        self.on_record = on_record
+        self.run_fn = run_fn
+        self._num_classes = num_classes or _registry_num_classes
+        self.failed: dict[str, dict[str, Any]] = {}
+        self.inflight: dict[Future[Any], tuple[RunSpec, int]] = {}
+        self.inflight_ids: set[str] = set()
+        self.trained = 0
+        self.wait_s = 0.0
+        self.exec_s = 0.0
+        self.wall_s = 0.0
+        self._resubmit: list[tuple[RunSpec, int]] = []
+        self.groups, self.chains = self._plan()
+
+    # -- planning ------------------------------------------------------------------------
+    def _plan(self) -> tuple[list[Group], list[Chain]]:
+        groups: list[Group] = []
+        chains: list[Chain] = []
+        for p_index, pair in enumerate(self.spec.pairs):
+            for variant in self.spec.variants():
+                recipe_changes = {k: v for k, v in variant.items() if k != "burn_in"}
+                recipe = Recipe(**{**pair.recipe, **recipe_changes})
+                burn_in = int(variant.get("burn_in", 0))
+                recipes = {"local": recipe}
+                if pair.search["baseline"] == "global":
+                    recipes = {
+                        "lr/3": recipe.with_(lr=recipe.lr / 3),
+                        "local": recipe,
+                        "3lr": recipe.with_(lr=recipe.lr * 3),
+                    }
+                base = {
+                    label: [self._base_spec(p_index, r, s) for s in self.spec.seeds]
+                    for label, r in recipes.items()
+                }
+                group = Group(len(groups), p_index, variant, recipe, burn_in, base)
+                groups.append(group)
+                for label in pair.projections:
+                    for seed in self.spec.seeds:
+                        chains.append(Chain(group.index, label, seed))
+        return groups, chains
+
+    def _base_spec(self, pair_index: int, recipe: Recipe, seed: int) -> RunSpec:
+        pair = self.spec.pairs[pair_index]
+        run = pair.run
+        return RunSpec(
+            pair.architecture,
+            pair.dataset,
+            seed,
+            recipe,
+            train_subset=run["train_subset"],
+            test_subset=run["test_subset"],
+            device=run["device"],
+            dtype=run["dtype"],
+            threads=int(run["threads"]),
+        )
+
+    def subspace_spec(self, chain: Chain, d: int) -> RunSpec:
+        group = self.groups[chain.group]
+        entry = self.spec.projection(chain.projection)
+        base = self._base_spec(group.pair, group.recipe, chain.seed)
+        return base.with_(
+            projection=entry.name,
+            d=int(d),
+            options=tuple(sorted(entry.options.items())),
+            per_layer=bool(self.spec.pairs[group.pair].run["per_layer"]),
+            burn_in=group.burn_in,
+        )
+
+    # -- results -------------------------------------------------------------------------
+    def _get(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The finished (or finally failed) record of ``spec``, else submit it (once)."""
+        rid = spec.run_id
+        if (
+            rid not in self.results
+            and rid not in self.failed
+            and rid not in self.inflight_ids
+            and self.pool is not None
+        ):
+            self._submit(spec, 1)
+        return self.results.get(rid) or self.failed.get(rid)
+
+    def _submit(self, spec: RunSpec, attempt: int) -> None:
+        start = time.perf_counter()
+        future = self.pool.submit(self.run_fn, spec, self.data_dir)  # type: ignore[union-attr]
+        if future.done():  # an inline pool ran it already: record it at once (a kill loses nothing)
+            self.exec_s += time.perf_counter() - start
+            self._collect(future, spec, attempt)
+            return
+        self.inflight[future] = (spec, attempt)
+        self.inflight_ids.add(spec.run_id)
+
+    def _collect(self, future: Future[Any], spec: RunSpec, attempt: int) -> bool:
+        """Record a finished future; False when its worker died and the run must be resubmitted."""
+        try:
+            record = future.result()
+        except BrokenProcessPool:
+            if attempt < MAX_ATTEMPTS:
+                self._resubmit.append((spec, attempt + 1))
+                return False
+            record = _failed_record(
+                spec, f"a worker process died (killed?) during this run {MAX_ATTEMPTS} times"
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. a Ray task error: record it, go on
+            record = _failed_record(spec, f"{type(exc).__name__}: {exc}")
+        self._accept(spec, record)
+        return True
+
+    def _accept(self, spec: RunSpec, record: dict[str, Any]) -> None:
+        rid = spec.run_id
+        if self.store is not None:
+            self.store.append_run(record)
+        if record.get("status") in ("ok", "diverged"):
+            self.results[rid] = record
+            self.trained += 1
+        else:
+            self.failed[rid] = record
+        if self.on_record is not None:
+            self.on_record(record, spec, False)
+
+    @staticmethod
+    def accuracy(record: dict[str, Any]) -> float:
+        acc = (record.get("stats") or {}).get("test_accuracy")
+        try:
+            value = float(acc)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 0.0
+        return value if math.isfinite(value) else 0.0
+
+    # -- advancing -----------------------------------------------------------------------
+    def _advance_group(self, group: Group) -> bool:
+        if group.target is not None or group.failed is not None:
+            return False
+        means: dict[str, float] = {}
+        missing = False
+        for label, specs in group.baseline_specs.items():
+            records = [self._get(s) for s in specs]
+            if any(r is None for r in records):
+                missing = True
+                continue
+            for s, r in zip(specs, records):
+                assert r is not None
+                if r.get("status") == "failed":
+                    group.failed = f"baseline failed (seed {s.seed}, lr {s.recipe.lr:g}): {r.get('error')}"
+                    return True
+                if r.get("status") == "diverged":
+                    group.failed = (
+                        f"baseline diverged (seed {s.seed}, lr {s.recipe.lr:g}): "
+                        f"{r.get('error')}; lower the learning rate"
+                    )
+                    return True
+            means[label] = statistics.fmean(self.accuracy(r) for r in records if r is not None)
+        if missing:
+            return False
+        best_label = max(means, key=lambda k: means[k]) if len(means) > 1 else "local"
+        base_acc = means[best_label]
+        pair = self.spec.pairs[group.pair]
+        chance = 1.0 / self._num_classes(pair.dataset)
+        group.baseline_accuracy = base_acc
+        group.baseline_recipe = group.baseline_specs[best_label][0].recipe.to_dict()
+        if base_acc <= CHANCE_FACTOR * chance:
+            group.failed = (
+                f"baseline accuracy {base_acc:.3f} is near chance ({chance:.2f}): the recipe does "
+                "not train this model (check lr, epochs, batch size); no search against it"
+            )
+            return True
+        group.target = float(pair.search["threshold"]) * base_acc
+        return True
+
+    def _advance_chain(self, chain: Chain) -> bool:
+        if chain.done:
+            return False
+        group = self.groups[chain.group]
+        if group.failed is not None:
+            chain.failed = group.failed
+            return True
+        if group.target is None:
+            return False
+        progressed = False
+        if chain.search is None:
+            s = self.spec.pairs[group.pair].search
+            chain.search = make_search(
+                s["method"],
+                group.target,
+                d_min=s["d_min"],
+                d_max=s["d_max"],
+                rtol=s["rtol"],
+                grid=s["grid"],
+                points_per_round=s["points_per_round"],
+            )
+            chain.round = chain.search.propose()
+            progressed = True
+        while True:
+            records = {d: self._get(self.subspace_spec(chain, d)) for d in chain.round}
+            if any(r is None for r in records.values()):
+                return progressed
+            for d, r in records.items():
+                assert r is not None
+                chain.run_ids.add(self.subspace_spec(chain, d).run_id)
+                if r.get("status") == "failed":
+                    chain.failed = f"run d={d} failed: {r.get('error')}"
+                    return True
+                chain.search.observe(d, self.accuracy(r), r.get("status") == "diverged")
+            chain.round = chain.search.propose()
+            progressed = True
+            if not chain.round:
+                chain.crossing = chain.search.crossing()
+                return True
+
+    def _sweep(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for group in self.groups:
+                changed |= self._advance_group(group)
+            for chain in self.chains:
+                changed |= self._advance_chain(chain)
+
+    def run(self) -> StudyEngine:
+        """Drive the study to the end (or, without a pool, replay it from the results)."""
+        start = time.perf_counter()
+        self._sweep()
+        while self.inflight:
+            t0 = time.perf_counter()
+            done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+            self.wait_s += time.perf_counter() - t0
+            broken = False
+            for future in done:
+                spec, attempt = self.inflight.pop(future)
+                self.inflight_ids.discard(spec.run_id)
+                broken |= not self._collect(future, spec, attempt)
+            if broken:
+                self._recover()
+            self._sweep()
+        self.wall_s += time.perf_counter() - start
+        return self
+
+    def _recover(self) -> None:
+        """A worker died: every in-flight future of the broken pool is lost; restart, resubmit."""
+        lost = list(self.inflight.values())
+        self.inflight.clear()
+        self.inflight_ids.clear()
+        restart = getattr(self.pool, "restart", None)
+        if restart is not None:
+            restart()
+        todo = self._resubmit + [(s, a) for s, a in lost]
+        self._resubmit = []
+        for spec, attempt in todo:
+            self._submit(spec, attempt)
+
+    # -- summaries -----------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per (pair, variant, projection): the study table's content."""
+        from projbench.runs import parameter_count
+
+        out = []
+        for group in self.groups:
+            pair = self.spec.pairs[group.pair]
+            try:
+                num_params: int | None = parameter_count(pair.architecture, pair.dataset)
+            except Exception:  # noqa: BLE001 - an uninstalled architecture still gets its row
+                num_params = None
+            base_ids = {s.run_id for specs in group.baseline_specs.values() for s in specs}
+            for label in pair.projections:
+                chains = [c for c in self.chains if c.group == group.index and c.projection == label]
+                crossings = [c.crossing for c in chains if c.crossing is not None]
+                ds = SpreadStats.of(c.d for c in crossings)
+                interp = SpreadStats.of(c.interpolated for c in crossings)
+                run_ids = set(base_ids).union(*(c.run_ids for c in chains))
+                recs = [self.results[r] for r in run_ids if r in self.results]
+                wall = sum(float((r.get("stats") or {}).get("run_wall_s") or 0.0) for r in recs)
+                evaluated: dict[int, list[float]] = {}
+                for c in crossings:
+                    for d, a in c.evaluated.items():
+                        evaluated.setdefault(d, []).append(a)
+                reached = [c for c in crossings if c.d is not None]
+                best = max((c.best_accuracy for c in crossings if c.best_accuracy is not None), default=None)
+                failed = next((c.failed for c in chains if c.failed), None)
+                incomplete = sum(1 for c in chains if not c.done)
+                if failed:
+                    status = "failed"
+                elif incomplete:
+                    status = "incomplete"
+                elif len(reached) == len(chains):
+                    status = "ok"
+                elif reached:
+                    status = "partly reached"
+                else:
+                    status = "not reached"
+                search = pair.search
+                hint = None
+                if status in ("not reached", "partly reached"):
+                    hint = (
+                        f"raise d_max above {search['d_max']}"
+                        if search["method"] == "bisect"
+                        else "extend the grid upwards"
+                    )
+                elif (
+                    status == "ok"
+                    and ds.minimum is not None
+                    and search["method"] == "bisect"
+                    and ds.minimum <= search["d_min"]
+                ):
+                    hint = f"d_min {search['d_min']} already passes: lower d_min"
+                out.append(
+                    {
+                        "architecture": pair.architecture,
+                        "dataset": pair.dataset,
+                        "D": num_params,
+                        "variant": group.variant_label,
+                        **{f"axis_{k}": v for k, v in group.variant.items()},
+                        "projection": label,
+                        "projection_name": self.spec.projection(label).name,
+                        "seeds": len(chains),
+                        "reached": len(reached),
+                        "d_int90_mean": ds.mean,
+                        "d_int90_std": ds.std,
+                        "d_int90_min": ds.minimum,
+                        "d_int90_max": ds.maximum,
+                        "per_seed": {c.seed: (c.crossing.d if c.crossing else None) for c in chains},
+                        "interpolated_mean": interp.mean,
+                        "interpolated_std": interp.std,
+                        "d_int90_over_D": (ds.mean / num_params)
+                        if ds.mean is not None and num_params
+                        else None,
+                        "baseline_accuracy": group.baseline_accuracy,
+                        "target_accuracy": group.target,
+                        "best_accuracy": best,
+                        "runs": len(recs),
+                        "wall_s": wall,
+                        "device": pair.run["device"],
+                        "device_hours": wall / 3600.0,
+                        "status": status,
+                        "message": failed or group.failed or hint,
+                        "curve": {d: v for d, v in sorted(evaluated.items())},
+                        "threshold": search["threshold"],
+                    }
+                )
+        return out
+
+    @property
+    def driver_overhead_per_run_s(self) -> float | None:
+        """Driver time per new run, excluding waiting for workers and inline execution."""
+        if not self.trained:
+            return None
+        return max(self.wall_s - self.wait_s - self.exec_s, 0.0) / self.trained
+
+
+def _failed_record(spec: RunSpec, error: str) -> dict[str, Any]:
+    return {
+        "type": "run",
+        "run_id": spec.run_id,
+        "identity": spec.identity,
+        "status": "failed",
+        "stats": {},
+        "samples": {},
+        "error": error,
+        "worker": {},
+    }
+
+
+def _registry_num_classes(dataset: str) -> int:
+    from projbench.manager import get_registry
+
+    try:
+        return int(get_registry("datasets").get(dataset).num_classes)
+    except Exception:  # noqa: BLE001 - an unknown dataset: assume 10 classes for the chance check
+        return 10
+
+
+__all__ = ["Chain", "Group", "StudyEngine"]

@@ -1,0 +1,389 @@
+"""The study table and figures: printed at the end of ``projbench study`` and by
+``projbench report DIR``.
+
+Table rows are (architecture, dataset, D[, variant]); per projection: d_int90 mean ± std over
+seeds (n; the std is "n/a" for one seed), the interpolated crossing, d_int90/D, the baseline
+accuracy, runs, wall time and device-hours; a search that did not reach the target shows the
+best accuracy reached and which bound to widen. ``--reference FILE.csv`` (columns architecture,
+dataset, projection, d_int90, source) adds the reference value and ours/reference.
+
+Formats: ``table`` (rich, stderr), ``md``, ``csv`` (one row per (architecture, dataset,
+projection[, variant])), ``html``.
+
+Figures (PNG, matplotlib Agg):
+
+* ``accuracy_<arch>_<dataset>[_<variant>].png`` — test accuracy against d (log x), one colour
+  per projection, mean ± std band over seeds at each evaluated d, the baseline and 90 % lines
+  and the d_int90 markers (Li et al.'s figure style);
+* ``d_int90_<dataset>.png`` — d_int90 per architecture with error bars (std over seeds), log y,
+  a colour per projection;
+* ``d_int90_vs_<axis>.png`` — for studies with axes: d_int90 against each varied field.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from projbench.errors import InvalidArgumentError
+
+FORMATS = ("table", "md", "csv", "html")
+CSV_COLUMNS = (
+    "architecture",
+    "dataset",
+    "D",
+    "variant",
+    "projection",
+    "seeds",
+    "reached",
+    "d_int90_mean",
+    "d_int90_std",
+    "d_int90_min",
+    "d_int90_max",
+    "interpolated_mean",
+    "interpolated_std",
+    "d_int90_over_D",
+    "baseline_accuracy",
+    "target_accuracy",
+    "best_accuracy",
+    "runs",
+    "wall_s",
+    "device",
+    "device_hours",
+    "status",
+    "message",
+)
+
+
+def read_reference(path: str | os.PathLike[str]) -> dict[tuple[str, str, str], tuple[float, str]]:
+    """(architecture, dataset, projection) -> (d_int90, source) from a reference CSV."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read reference file {p}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    need = {"architecture", "dataset", "projection", "d_int90"}
+    if reader.fieldnames is None or not need <= set(reader.fieldnames):
+        raise InvalidArgumentError(
+            f"{p}: a reference CSV needs the columns architecture, dataset, projection, "
+            f"d_int90 (and optionally source); found {reader.fieldnames}"
+        )
+    out: dict[tuple[str, str, str], tuple[float, str]] = {}
+    for i, row in enumerate(reader, start=2):
+        try:
+            value = float(row["d_int90"])
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{p}:{i}: d_int90 must be a number, got {row['d_int90']!r}") from None
+        out[(row["architecture"], row["dataset"], row["projection"])] = (value, row.get("source") or "")
+    return out
+
+
+def add_reference(
+    rows: list[dict[str, Any]], reference: dict[tuple[str, str, str], tuple[float, str]]
+) -> None:
+    for r in rows:
+        ref = reference.get((r["architecture"], r["dataset"], r["projection"])) or reference.get(
+            (r["architecture"], r["dataset"], r.get("projection_name", ""))
+        )
+        r["reference_d_int90"] = ref[0] if ref else None
+        r["reference_source"] = ref[1] if ref else None
+        r["ours_over_reference"] = (
+            (r["d_int90_mean"] / ref[0]) if ref and r["d_int90_mean"] and ref[0] else None
+        )
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def d_int90_text(row: dict[str, Any]) -> str:
+    """``mean ± std (n=…)`` or why there is none."""
+    if row["d_int90_mean"] is None:
+        if row["status"] == "failed":
+            return "failed"
+        if row["status"] == "incomplete":
+            return "incomplete"
+        best = row.get("best_accuracy")
+        return "not reached" + (f" (best acc {best:.3f})" if best is not None else "")
+    std = "n/a" if row["d_int90_std"] is None else f"{row['d_int90_std']:,.0f}"
+    note = "" if row["reached"] == row["seeds"] else f", {row['seeds'] - row['reached']} not reached"
+    return f"{row['d_int90_mean']:,.0f} ± {std} (n={row['reached']}{note})"
+
+
+def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """(header, function of row) for the human formats."""
+    cols: list[tuple[str, Any]] = [
+        ("architecture", lambda r: r["architecture"]),
+        ("dataset", lambda r: r["dataset"]),
+        ("D", lambda r: _fmt(r["D"])),
+    ]
+    if any(r["variant"] != "-" for r in rows):
+        cols.append(("variant", lambda r: r["variant"]))
+    cols += [
+        ("projection", lambda r: r["projection"]),
+        ("d_int90 (mean ± std, seeds)", d_int90_text),
+        ("interpolated", lambda r: _fmt(r["interpolated_mean"])),
+        ("d_int90/D", lambda r: "-" if r["d_int90_over_D"] is None else f"{r['d_int90_over_D']:.2e}"),
+        ("baseline acc", lambda r: _fmt(r["baseline_accuracy"], 4)),
+        ("runs", lambda r: _fmt(r["runs"])),
+        ("wall s", lambda r: _fmt(r["wall_s"], 1)),
+        (f"{_hours_label(rows)}", lambda r: f"{r['device_hours']:.3f}"),
+    ]
+    if any("reference_d_int90" in r for r in rows):
+        cols += [
+            ("reference", lambda r: _fmt(r.get("reference_d_int90"))),
+            (
+                "ours/ref",
+                lambda r: "-" if r.get("ours_over_reference") is None else f"{r['ours_over_reference']:.2f}",
+            ),
+        ]
+    cols.append(("note", lambda r: r.get("message") or ""))
+    return cols
+
+
+def _hours_label(rows: list[dict[str, Any]]) -> str:
+    devices = {str(r.get("device", "cpu")).split(":")[0] for r in rows}
+    if devices == {"cuda"}:
+        return "GPU-h"
+    return "CPU-h" if devices == {"cpu"} else "device-h"
+
+
+def render(rows: list[dict[str, Any]], fmt: str, *, title: str = "", notes: str = "") -> str:
+    """The table as text in ``fmt`` (md, csv, html); ``table`` is drawn by :func:`rich_table`."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        extra = [
+            c
+            for c in ("reference_d_int90", "reference_source", "ours_over_reference")
+            if rows and c in rows[0]
+        ]
+        axes = sorted({k for r in rows for k in r if k.startswith("axis_")})
+        writer = csv.DictWriter(
+            buf, fieldnames=[*CSV_COLUMNS, *axes, *extra], extrasaction="ignore", lineterminator="\n"
+        )
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in writer.fieldnames})
+        return buf.getvalue()
+    cols = table_columns(rows)
+    if fmt == "md":
+        lines = [f"**{title}**", ""] if title else []
+        lines.append("| " + " | ".join(h for h, _ in cols) + " |")
+        lines.append("|" + "|".join("---" for _ in cols) + "|")
+        for r in rows:
+            lines.append("| " + " | ".join(str(f(r)).replace("|", "\\|") for _, f in cols) + " |")
+        if notes:
+            lines += ["", notes]
+        return "\n".join(lines) + "\n"
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(f(r)))}</td>" for _, f in cols) + "</tr>" for r in rows
+        )
+        cap = f"<caption>{html.escape(title)}</caption>" if title else ""
+        note = f"<p>{html.escape(notes)}</p>" if notes else ""
+        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}\n"
+    raise InvalidArgumentError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def rich_table(rows: list[dict[str, Any]], title: str = "", caption: str = "") -> Any:
+    from rich.table import Table
+
+    table = Table(title=title or None, title_justify="left", caption=caption or None, caption_justify="left")
+    cols = table_columns(rows)
+    for h, _ in cols:
+        table.add_column(
+            h, justify="right" if h in ("D", "interpolated", "runs", "wall s") else "left", overflow="fold"
+        )
+    for r in rows:
+        style = {"failed": "red", "not reached": "yellow", "incomplete": "dim"}.get(r["status"])
+        table.add_row(*(str(f(r)) for _, f in cols), style=style)
+    return table
+
+
+# ------------------------------------------------------------------------------------------
+# figures
+# ------------------------------------------------------------------------------------------
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The accuracy-vs-d figure per (pair, variant), the d_int90 comparison per dataset, and
+    d_int90 against each axis of a study with axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot create figure folder {out}: {exc.strerror}") from None
+    paths: list[Path] = []
+    projections = sorted({r["projection"] for r in rows})
+    colours = {p: f"C{i % 10}" for i, p in enumerate(projections)}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["architecture"], r["dataset"], r["variant"]), []).append(r)
+    for (arch, ds, variant), grp in groups.items():
+        if not any(r["curve"] for r in grp):
+            continue
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.subplots()
+        for r in grp:
+            curve = {int(d): [float(a) for a in accs] for d, accs in r["curve"].items()}
+            ds_sorted = sorted(curve)
+            mean = [sum(curve[d]) / len(curve[d]) for d in ds_sorted]
+            std = [_std(curve[d]) for d in ds_sorted]
+            c = colours[r["projection"]]
+            ax.plot(ds_sorted, mean, "o-", ms=3, color=c, label=f"{r['projection']}")
+            ax.fill_between(
+                ds_sorted,
+                [m - s for m, s in zip(mean, std)],
+                [m + s for m, s in zip(mean, std)],
+                color=c,
+                alpha=0.2,
+                lw=0,
+            )
+            if r["d_int90_mean"] is not None:
+                ax.axvline(r["d_int90_mean"], color=c, ls=":", lw=1.2)
+                ax.plot(
+                    [r["d_int90_mean"]],
+                    [r["target_accuracy"]],
+                    marker="*",
+                    ms=12,
+                    color=c,
+                    markeredgecolor="k",
+                    label=f"d_int90 {r['projection']} = {r['d_int90_mean']:,.0f}",
+                )
+        base = grp[0]["baseline_accuracy"]
+        if base is not None:
+            ax.axhline(base, color="k", ls="--", lw=1, label=f"baseline {base:.3f}")
+            ax.axhline(
+                grp[0]["threshold"] * base,
+                color="r",
+                ls="-.",
+                lw=1,
+                label=f"{grp[0]['threshold']:.0%} of baseline",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("subspace dimension d (log scale)")
+        ax.set_ylabel("test accuracy")
+        d_text = f", D = {grp[0]['D']:,}" if grp[0]["D"] else ""
+        vtext = f" [{variant}]" if variant != "-" else ""
+        ax.set_title(f"{arch} on {ds}{d_text}{vtext}: accuracy vs d (mean ± std over seeds)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        path = out / f"accuracy_{_slug(arch)}_{_slug(ds)}{'' if variant == '-' else '_' + _slug(variant)}.png"
+        fig.savefig(path, dpi=120)
+        paths.append(path)
+    # d_int90 across architectures, one chart per dataset
+    for ds in sorted({r["dataset"] for r in rows}):
+        sub = [r for r in rows if r["dataset"] == ds and r["variant"] == rows[0]["variant"]]
+        archs = list(dict.fromkeys(r["architecture"] for r in sub))
+        if not any(r["d_int90_mean"] for r in sub):
+            continue
+        fig = Figure(figsize=(max(5.0, 1.4 * len(archs) + 2), 4.2), layout="constrained")
+        ax = fig.subplots()
+        width = 0.8 / max(len(projections), 1)
+        for j, proj in enumerate(projections):
+            xs, ys, es = [], [], []
+            for i, arch in enumerate(archs):
+                r = next((x for x in sub if x["architecture"] == arch and x["projection"] == proj), None)
+                if r is None or r["d_int90_mean"] is None:
+                    continue
+                xs.append(i + (j - (len(projections) - 1) / 2) * width)
+                ys.append(r["d_int90_mean"])
+                es.append(r["d_int90_std"] or 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, fmt="o", capsize=4, color=colours[proj], label=proj)
+        ax.set_xticks(range(len(archs)), archs)
+        ax.set_yscale("log")
+        ax.set_ylabel("d_int90 (log scale; bars: std over seeds)")
+        ax.set_title(f"d_int90 on {ds}")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        path = out / f"d_int90_{_slug(ds)}.png"
+        fig.savefig(path, dpi=120)
+        paths.append(path)
+    paths.extend(_axis_figures(rows, out, colours))
+    return paths
+
+
+def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]) -> list[Path]:
+    from matplotlib.figure import Figure
+
+    axes = sorted({k[5:] for r in rows for k in r if k.startswith("axis_")})
+    paths = []
+    for axis in axes:
+        fig = Figure(figsize=(7, 4.2), layout="constrained")
+        ax = fig.subplots()
+        drawn = False
+        for key in sorted({(r["architecture"], r["dataset"], r["projection"]) for r in rows}):
+            pts = [
+                (r[f"axis_{axis}"], r["d_int90_mean"], r["d_int90_std"] or 0.0)
+                for r in rows
+                if (r["architecture"], r["dataset"], r["projection"]) == key and r["d_int90_mean"] is not None
+            ]
+            if not pts:
+                continue
+            values = sorted({p[0] for p in pts}, key=lambda v: (isinstance(v, str), v))
+            xs = [values.index(p[0]) for p in pts]
+            ax.errorbar(
+                xs,
+                [p[1] for p in pts],
+                yerr=[p[2] for p in pts],
+                fmt="o",
+                capsize=3,
+                alpha=0.8,
+                label=f"{key[0]}/{key[1]} {key[2]}",
+            )
+            ax.set_xticks(range(len(values)), [str(v) for v in values])
+            drawn = True
+        if not drawn:
+            continue
+        ax.set_yscale("log")
+        ax.set_xlabel(axis)
+        ax.set_ylabel("d_int90 (log scale)")
+        ax.set_title(f"d_int90 against {axis} (points: other axes' values; bars: std over seeds)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        path = out / f"d_int90_vs_{_slug(axis)}.png"
+        fig.savefig(path, dpi=120)
+        paths.append(path)
+    return paths
+
+
+def _std(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+__all__ = [
+    "FORMATS",
+    "add_reference",
+    "d_int90_text",
+    "read_reference",
+    "render",
+    "rich_table",
+    "write_figures",
+]

@@ -1,0 +1,113 @@
+"""Run a study into a folder (creating or resuming it), or replay one from its folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from projbench.runs import RunSpec, execute_run
+from projbench.study.engine import StudyEngine
+from projbench.study.spec import StudySpec, resolve
+from projbench.study.store import StudyStore, read_study
+
+
+@dataclass
+class StudyOutcome:
+    """A finished (or replayed) study: its engine (groups, chains, results) and table rows."""
+
+    spec: StudySpec
+    engine: StudyEngine
+    folder: Path
+    reused: int
+    rows: list[dict[str, Any]]
+
+    @property
+    def trained(self) -> int:
+        return self.engine.trained
+
+    @property
+    def failed_runs(self) -> int:
+        return len(self.engine.failed)
+
+
+def _env(pool: Any) -> dict[str, Any]:
+    from projbench.results import environment_info
+
+    env = environment_info()
+    env["executor"] = {"kind": getattr(pool, "name", "none"), "workers": getattr(pool, "workers", 0)}
+    return env
+
+
+def run_study(
+    spec: StudySpec,
+    out: str | os.PathLike[str],
+    *,
+    pool: Any,
+    data_dir: str | None = None,
+    on_record: Callable[[dict[str, Any], RunSpec, bool], None] | None = None,
+    run_fn: Callable[..., dict[str, Any]] = execute_run,
+) -> StudyOutcome:
+    """Run ``spec`` on ``pool`` into folder ``out``; resumes a folder holding the same study."""
+    store = StudyStore(out, spec.to_dict(), _env(pool))
+    finished = store.finished
+    engine = StudyEngine(
+        spec, results=finished, pool=pool, store=store, data_dir=data_dir, on_record=on_record, run_fn=run_fn
+    )
+    interrupted = True
+    try:
+        engine.run()
+        interrupted = False
+    finally:
+        rows = engine.rows() if not interrupted else []
+        store.close(
+            None
+            if interrupted
+            else {
+                "trained": engine.trained,
+                "reused": len(finished),
+                "failed": len(engine.failed),
+                "wall_s": engine.wall_s,
+                "driver_overhead_per_run_s": engine.driver_overhead_per_run_s,
+                "rows": rows,
+            }
+        )
+    used = {rid for c in engine.chains for rid in c.run_ids} | {
+        s.run_id for g in engine.groups for specs in g.baseline_specs.values() for s in specs
+    }
+    return StudyOutcome(spec, engine, Path(out), len(used & set(finished)), rows)
+
+
+def replay_study(folder: str | os.PathLike[str]) -> tuple[StudyOutcome, Any]:
+    """Rebuild a study's table from its folder alone (nothing is trained)."""
+    study = read_study(folder)
+    spec_dict = study.spec
+    spec = spec_from_stored(spec_dict)
+    engine = StudyEngine(
+        spec, results={k: v for k, v in study.runs.items() if v.get("status") in ("ok", "diverged")}
+    )
+    engine.failed = {k: v for k, v in study.runs.items() if v.get("status") == "failed"}
+    engine.run()
+    return StudyOutcome(spec, engine, Path(folder), len(engine.results), engine.rows()), study
+
+
+def spec_from_stored(stored: dict[str, Any]) -> StudySpec:
+    """The StudySpec of a stored (resolved) spec dict."""
+    from projbench.study.spec import PairSpec, ProjectionEntry
+
+    spec = StudySpec(
+        stored.get("name", "study"),
+        stored.get("description", ""),
+        stored.get("notes", ""),
+        list(stored["seeds"]),
+        [ProjectionEntry(**p) for p in stored["projections"]],
+        [PairSpec(**p) for p in stored["pairs"]],
+        dict(stored.get("axes") or {}),
+        dict(stored.get("direct") or {}),
+    )
+    return spec
+
+
+__all__ = ["StudyOutcome", "replay_study", "resolve", "run_study", "spec_from_stored"]

@@ -1,0 +1,235 @@
+"""A study folder: ``DIR/study.jsonl``, append-only JSON lines.
+
+Line 1 is the header ``{"type": "study", "schema", "study_id", "time", "spec", "env"}`` with the
+fully resolved spec (:meth:`projbench.study.spec.StudySpec.to_dict`) and the versions, machine
+and git commit that produced it. Then, as runs finish, one ``{"type": "run", "run_id",
+"identity", "status", "stats", "samples", "error", "worker", "time"}`` line each (flushed and
+fsync'ed: a ``kill -9`` loses at most the run in flight), a ``{"type": "resume"}`` line per
+later invocation, and ``{"type": "end", "summary"}`` when a study completes.
+
+Opening a folder that already holds a study resumes it: the stored spec must equal the new
+one (else :class:`StudyMismatchError` lists what differs), finished runs (``ok``/``diverged``)
+are reused by run id, ``failed`` ones are run again. A torn last line (a crash mid-write) is
+ignored; any other unreadable line is counted and reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from projbench.errors import InvalidArgumentError
+from projbench.study.spec import spec_differences
+
+SCHEMA = 1
+FILE_NAME = "study.jsonl"
+FINISHED = ("ok", "diverged")
+
+
+class StudyMismatchError(InvalidArgumentError):
+    """The folder holds a study with a different spec."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": str(value)}
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    return str(value)
+
+
+def _restore(value: Any) -> Any:
+    """Inverse of :func:`_jsonable` for non-finite floats (stored as ``{"float": "nan"}``)."""
+    if isinstance(value, dict):
+        if set(value) == {"float"} and isinstance(value["float"], str):
+            return float(value["float"])
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return value
+
+
+@dataclass
+class StudyFile:
+    """A parsed study folder."""
+
+    path: Path
+    header: dict[str, Any]
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> latest record
+    resumes: int = 0
+    ended: bool = False
+    torn: bool = False
+    bad_lines: int = 0
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.header.get("spec") or {})
+
+
+def study_file(folder: str | os.PathLike[str]) -> Path:
+    return Path(folder) / FILE_NAME
+
+
+def is_study(path: str | os.PathLike[str]) -> bool:
+    """True for a study folder (or its study.jsonl)."""
+    p = Path(path)
+    return (p.is_dir() and (p / FILE_NAME).is_file()) or (p.is_file() and p.name == FILE_NAME)
+
+
+def read_study(path: str | os.PathLike[str]) -> StudyFile:
+    """Parse a study folder (or its ``study.jsonl``)."""
+    p = Path(path)
+    file = p if p.is_file() else p / FILE_NAME
+    if not file.is_file():
+        raise InvalidArgumentError(f"{path} holds no study ({FILE_NAME} missing)")
+    try:
+        raw = file.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read {file}: {exc.strerror}") from None
+    lines = raw.split("\n")
+    header: dict[str, Any] | None = None
+    out: StudyFile | None = None
+    torn = False
+    bad = 0
+    records: list[dict[str, Any]] = []
+    resumes = 0
+    ended = False
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                torn = True
+            else:
+                bad += 1
+            continue
+        if not isinstance(rec, dict):
+            bad += 1
+            continue
+        kind = rec.get("type")
+        if kind == "study" and header is None:
+            header = rec
+        elif (
+            kind == "run"
+            and isinstance(rec.get("run_id"), str)
+            and isinstance(rec.get("identity"), dict)
+            and rec.get("status") in (*FINISHED, "failed")
+        ):
+            records.append(_restore(rec))
+        elif kind == "resume":
+            resumes += 1
+        elif kind == "end":
+            ended = True
+        else:
+            bad += 1
+    if header is None or not isinstance(header.get("spec"), dict):
+        raise InvalidArgumentError(f"{file} is not a projbench study file (no valid 'study' header line)")
+    if header.get("schema") != SCHEMA:
+        raise InvalidArgumentError(
+            f"{file} has study schema {header.get('schema')!r}; this projbench reads "
+            f"schema {SCHEMA}: use the projbench version that wrote it"
+        )
+    out = StudyFile(file, header, resumes=resumes, ended=ended, torn=torn, bad_lines=bad)
+    for rec in records:  # the latest record of a run wins (a failed run retried later)
+        prev = out.runs.get(rec["run_id"])
+        if prev is None or prev.get("status") == "failed":
+            out.runs[rec["run_id"]] = rec
+    return out
+
+
+class StudyStore:
+    """Opens (creates or resumes) a study folder for appending."""
+
+    def __init__(self, folder: str | os.PathLike[str], spec: dict[str, Any], env: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.file = study_file(self.folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"cannot create study folder {self.folder}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        self.previous: StudyFile | None = None
+        spec = _restore(json.loads(json.dumps(_jsonable(spec))))
+        try:
+            if self.file.exists():
+                self.previous = read_study(self.file)
+                diffs = spec_differences(self.previous.spec, spec)
+                if diffs:
+                    shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+                    raise StudyMismatchError(
+                        f"{self.folder} holds a different study ({shown}); use another --out folder, or "
+                        "rerun with the original settings to resume it"
+                    )
+                self.study_id = str(self.previous.header.get("study_id"))
+                self._fh = self.file.open("a", encoding="utf-8")
+                if not self.file.read_bytes().endswith(b"\n"):
+                    self._fh.write("\n")  # a torn last line: start a fresh one
+                self._write({"type": "resume", "time": _now(), "env": env})
+            else:
+                self.study_id = uuid.uuid4().hex[:12]
+                self._fh = self.file.open("w", encoding="utf-8")
+                self._write(
+                    {
+                        "type": "study",
+                        "schema": SCHEMA,
+                        "study_id": self.study_id,
+                        "time": _now(),
+                        "spec": spec,
+                        "env": env,
+                    }
+                )
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot write {self.file}: {exc.strerror or exc}") from None
+
+    @property
+    def finished(self) -> dict[str, dict[str, Any]]:
+        """Runs already finished in earlier invocations (run_id -> record)."""
+        if self.previous is None:
+            return {}
+        return {k: v for k, v in self.previous.runs.items() if v.get("status") in FINISHED}
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(_jsonable(record)) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def append_run(self, record: dict[str, Any]) -> None:
+        self._write({**record, "type": "run", "study_id": self.study_id, "time": _now()})
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        if self._fh.closed:
+            return
+        if summary is not None:
+            self._write({"type": "end", "time": _now(), "summary": summary})
+        self._fh.close()
+
+
+__all__ = [
+    "FILE_NAME",
+    "StudyFile",
+    "StudyMismatchError",
+    "StudyStore",
+    "is_study",
+    "read_study",
+    "study_file",
+]
