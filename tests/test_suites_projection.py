@@ -372,6 +372,8 @@ def test_scaling_exponent_leaves_out_unstable_points():
     key = ("p", 10, 1, "float32", "cpu", "forward")
     fit = scaling_exponents(_speed_records(times, unstable={2**12}))[key]
     assert fit.alpha == pytest.approx(1.0) and fit.n == 3 and fit.excluded == 1
+    two = scaling_exponents(_speed_records(times, unstable={2**12, 2**14}))[key]
+    assert two.alpha == pytest.approx(1.0) and math.isnan(two.stderr)  # no residual, no s.e.
     # fewer than two stable points: no exponent at all
     assert scaling_exponents(_speed_records(times, unstable={2**12, 2**14, 2**16})) == {}
 
@@ -387,7 +389,7 @@ def test_speed_figure_has_error_bars_reference_slopes_and_ms(test_projections):
     assert ax.get_ylabel() == "median time per call (ms)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "O(D)" in labels and "O(D log D)" in labels
-    assert any(lab.startswith("p d=10 b=1 (α=1.00±0.00)") for lab in labels)
+    assert "p d=10 b=1 (α=1.00 from 2 points, no s.e.)" in labels  # D=2^16 is unstable: left out
     from matplotlib.container import ErrorbarContainer
 
     (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
@@ -461,6 +463,7 @@ def test_memory_budget_refusal_is_skipped(test_projections):
 
 
 def test_distortion_figure(test_projections):
+    """A colour per projection (the same in every panel), the χ²_d/d density and the ε band."""
     suite = DistortionSuite()
     records = []
     for proj in test_projections:
@@ -468,8 +471,26 @@ def test_distortion_figure(test_projections):
             suite_, case, out = _run_distortion(proj, 512, 32, kind, n=16)
             records.append(_record(suite_, case, out))
     from matplotlib.figure import Figure
+    from scipy.stats import chi2
 
-    assert isinstance(suite.figure(records), Figure)
+    fig = suite.figure(records)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2  # one (D, d) × two input kinds
+    colours = {}
+    for ax in fig.axes:
+        assert "D=512, d=32, input:" in ax.get_title()
+        assert ax.get_ylabel() == "density" and "‖S(x−y)‖²" in ax.get_xlabel()
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert set(test_projections) <= set(labels)
+        assert any(lab.startswith("JL band 1±ε (ε=0.5") for lab in labels)
+        (ideal,) = [ln for ln in ax.get_lines() if ln.get_label() == "ideal χ²_d/d, d=32"]
+        x, y = ideal.get_data()
+        i = len(x) // 2
+        assert y[i] == pytest.approx(32 * chi2.pdf(32 * x[i], 32))  # the density of χ²_32/32
+        for patch in ax.patches:
+            if patch.get_label() in test_projections:
+                colours.setdefault(patch.get_label(), set()).add(patch.get_edgecolor())
+    assert all(len(c) == 1 for c in colours.values()) and len(colours) == 2
+    assert len(set().union(*colours.values())) == 2  # two projections, two colours
     assert suite.figure([]) is None
 
 

@@ -232,37 +232,57 @@ class DistortionSuite:
                            error="non-finite sketch ratios" if bad else None)
 
     def figure(self, records: list[dict[str, Any]]) -> Figure | None:
-        """Box plots of pairwise ratios per projection and input, one panel per (D, d), over the
-        central 95 % band of χ²_d/d."""
+        """Histograms (densities) of the pairwise ratios r = ‖S(x−y)‖²/‖x−y‖², one colour per
+        projection (the same in every panel), one panel per (D, d) and input kind, over the
+        ideal χ²_d/d density (black; the density of r for a Gaussian sketch is
+        d·f_{χ²_d}(d·r)) and the JL band 1 ± ε (shaded)."""
         from matplotlib.figure import Figure
+        from scipy.stats import chi2
 
         recs = [r for r in records if r.get("suite", self.name) == self.name
-                and r.get("status") == "ok" and r.get("samples", {}).get("pair_ratios")]
+                and r.get("status") == "ok" and isinstance(r.get("samples"), dict)
+                and r["samples"].get("pair_ratios") and isinstance(r.get("params"), dict)]
         if not recs:
             return None
-        panels = sorted({(int(r["params"]["D"]), int(r["params"]["d"])) for r in recs})[:6]
-        ncol = min(3, len(panels))
-        nrow = math.ceil(len(panels) / ncol)
-        fig = Figure(figsize=(5.5 * ncol, 4.2 * nrow), layout="constrained")
-        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-        for ax, (D, d) in zip(axes, panels):
-            sel = [r for r in recs if (int(r["params"]["D"]), int(r["params"]["d"])) == (D, d)]
-            sel.sort(key=lambda r: (INPUT_KINDS.index(r["params"]["input"])
-                                    if r["params"]["input"] in INPUT_KINDS else 99, r["projection"]))
-            ideal = chi2_ideal(d, float(sel[0]["params"].get("eps", default_eps(d))))
-            ax.axhspan(ideal["ideal_q025"], ideal["ideal_q975"], color="tab:green", alpha=0.15,
-                       label="χ²_d/d 95% band")
-            ax.axhline(1.0, color="k", lw=0.8)
-            data = [r["samples"]["pair_ratios"] for r in sel]
-            labels = [f"{r['projection']}\n{r['params']['input']}" for r in sel]
-            ax.boxplot(data, tick_labels=labels, showfliers=True, flierprops={"markersize": 2})
-            ax.tick_params(axis="x", labelsize=7, rotation=60)
-            ax.set_title(f"D={D:,}, d={d}")
-            ax.set_ylabel("‖S(x−y)‖² / ‖x−y‖²")
-            ax.legend(loc="upper right", fontsize=7)
-        for ax in axes[len(panels):]:
-            ax.set_visible(False)
-        fig.suptitle("JL distortion of the sketch S = √(D/d)·Pᵀ")
+
+        def kind_order(k: str) -> int:
+            return INPUT_KINDS.index(k) if k in INPUT_KINDS else len(INPUT_KINDS)
+
+        sizes = sorted({(int(r["params"]["D"]), int(r["params"]["d"])) for r in recs})[:4]
+        kinds = sorted({str(r["params"].get("input", "?")) for r in recs}, key=kind_order)
+        projections = sorted({str(r["projection"]) for r in recs})
+        colour = {p: f"C{i % 10}" for i, p in enumerate(projections)}
+        fig = Figure(figsize=(4.6 * len(kinds), 3.6 * len(sizes)), layout="constrained")
+        axes = fig.subplots(len(sizes), len(kinds), squeeze=False)
+        for row, (D, d) in enumerate(sizes):
+            for col, kind in enumerate(kinds):
+                ax = axes[row][col]
+                sel = [r for r in recs if (int(r["params"]["D"]), int(r["params"]["d"])) == (D, d)
+                       and str(r["params"].get("input", "?")) == kind]
+                eps = float(sel[0]["params"].get("eps", default_eps(d))) if sel else default_eps(d)
+                ideal = chi2_ideal(d, eps)
+                lo = min(ideal["ideal_q025"], 1 - eps) - 0.1
+                hi = max(ideal["ideal_q975"], 1 + eps) + 0.1
+                for r in sel:
+                    vals = [float(v) for v in r["samples"]["pair_ratios"] if math.isfinite(float(v))]
+                    lo, hi = min(lo, *vals), max(hi, *vals)
+                grid = [lo + (hi - lo) * i / 200 for i in range(201)]
+                ax.axvspan(1 - eps, 1 + eps, color="tab:green", alpha=0.12, label=f"JL band 1±ε (ε={eps:g})")
+                ax.plot(grid, [d * float(chi2.pdf(d * x, d)) if x > 0 else 0.0 for x in grid], color="k",
+                        lw=1.5, label=f"ideal χ²_d/d, d={d}")
+                bins = [lo + (hi - lo) * i / 30 for i in range(31)]
+                shown: set[str] = set()
+                for r in sel:  # several runs of one projection: one colour, one legend entry
+                    proj = str(r["projection"])
+                    ax.hist(r["samples"]["pair_ratios"], bins=bins, density=True, histtype="step",
+                            lw=1.6, color=colour[proj], label=proj if proj not in shown else "_nolegend_")
+                    shown.add(proj)
+                ax.axvline(1.0, color="k", lw=0.6, ls=":")
+                ax.set_title(f"D={D:,}, d={d}, input: {kind}", fontsize=10)
+                ax.set_xlabel("pairwise ratio ‖S(x−y)‖² / ‖x−y‖²")
+                ax.set_ylabel("density")
+                ax.legend(fontsize=7, loc="upper right")
+        fig.suptitle("JL distortion of the sketch S = √(D/d)·Pᵀ: measured ratios vs the Gaussian ideal")
         return fig
 
 

@@ -222,8 +222,10 @@ class SpeedSuite:
                 hi = [max(p.q3 - p.ms, 0.0) for p in pts]
                 fit = fits.get((*key, op))
                 label = f"{proj} d={d} b={batch}"
-                if fit is not None:
+                if fit is not None and math.isfinite(fit.stderr):
                     label += f" (α={fit.alpha:.2f}±{fit.stderr:.2f})"
+                elif fit is not None:
+                    label += f" (α={fit.alpha:.2f} from {fit.n} points, no s.e.)"
                 colour = f"C{i % 10}"
                 ax.errorbar(Ds, ts, yerr=[lo, hi], color=colour, marker="o", capsize=3, label=label)
                 bad = [p for p in pts if p.unstable]
@@ -272,7 +274,8 @@ class _Point:
 
 @dataclass(frozen=True)
 class ScalingFit:
-    """α of time ∝ D^α with its standard error, from ``n`` stable points (``excluded`` left out)."""
+    """α of time ∝ D^α with its standard error (NaN from 2 points), from ``n`` stable points
+    (``excluded`` unstable ones left out)."""
 
     alpha: float
     stderr: float
@@ -309,7 +312,7 @@ def _series(records: list[dict[str, Any]], op: str) -> dict[tuple[Any, ...], lis
 def scaling_exponents(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], ScalingFit]:
     """α of time ∝ D^α (``scipy.stats.linregress`` of log t on log D) with its standard error,
     per (projection, d, batch, dtype, device, op), over **stable** points only; a series needs
-    ≥ 2 distinct stable D (with exactly 2 the standard error is 0: no residual to estimate it).
+    ≥ 2 distinct stable D (with exactly 2 the standard error is NaN: no residual to estimate it).
     ``records`` are speed-suite case dicts."""
     from scipy.stats import linregress
 
@@ -322,6 +325,6 @@ def scaling_exponents(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], Sc
             x = [math.log(p.D) for p in stable]
             y = [math.log(p.ms) for p in stable]
             fit = linregress(x, y)
-            se = float(fit.stderr) if len(stable) > 2 and math.isfinite(fit.stderr) else 0.0
+            se = float(fit.stderr) if len(stable) > 2 else math.nan
             out[(*key, op)] = ScalingFit(float(fit.slope), se, len(stable), len(pts) - len(stable))
     return out
