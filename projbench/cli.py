@@ -333,6 +333,46 @@ def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool
             click.echo(str(png))
 
 
+@cli.command("compare")
+@click.argument("a_path", metavar="A", type=click.Path())
+@click.argument("b_path", metavar="B", type=click.Path())
+@click.option("--alpha", default=0.05, show_default=True, type=float,
+              help="Significance level of the Mann-Whitney U test.")
+@click.option("--confidence", default=0.95, show_default=True, type=float,
+              help="Level of the bootstrap interval of each ratio.")
+@click.option("--min-change", default=0.05, show_default=True, type=float,
+              help="Smallest relative change that counts (0.05 = 5 %).")
+@click.option("--json", "as_json", is_flag=True, help="Print every comparison as JSON on stdout.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit with status 1 when B has a regression.")
+def compare_command(a_path: str, b_path: str, alpha: float, confidence: float, min_change: float,
+                    as_json: bool, fail_on_regression: bool) -> None:
+    """Compare results B against A (files or folders): per case and measure, the ratio B/A of
+    medians with a bootstrap confidence interval and a Mann-Whitney p-value; significant
+    regressions (B slower/larger) and improvements are flagged.
+
+    \b
+    Cases match by suite, projection, model/data and params; speed is compared on the raw
+    per-call samples, memory bytes as point values. Only 'ok' cases count.
+    """
+    from projbench.compare import compare_runs
+    from projbench.report import compare_table, stderr_console
+
+    result = compare_runs(a_path, b_path, alpha=alpha, confidence=confidence, min_change=min_change)
+    console = stderr_console()
+    if as_json:
+        click.echo(result.to_json())
+    else:
+        console.print(compare_table(result, confidence))
+    if not result.rows:
+        console.print(f"no case is in both A and B ({result.only_a} only in A, {result.only_b} only in B)")
+    else:
+        console.print(f"{len(result.rows)} comparisons: {len(result.regressions)} regression(s), "
+                      f"{len(result.improvements)} improvement(s); {result.only_a} case(s) only in A, "
+                      f"{result.only_b} only in B")
+    if fail_on_regression and result.regressions:
+        raise SystemExit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="projbench")

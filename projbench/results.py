@@ -31,6 +31,7 @@ import socket
 import subprocess
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -385,7 +386,7 @@ def read_run(path: str | os.PathLike[str], *, strict: bool = False) -> Run:
     return run
 
 
-def find_run_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
+def find_run_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Expand directories to the ``*.jsonl`` files inside them (recursively), sorted."""
     found: list[Path] = []
     for p in map(Path, paths):
@@ -396,7 +397,7 @@ def find_run_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def read_runs(paths: list[str | os.PathLike[str]]) -> list[Run]:
+def read_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Run]:
     """Read several runs (files or directories of ``*.jsonl``); a file given twice is read once."""
     files = list(dict.fromkeys(find_run_files(paths)))
     missing = [str(f) for f in files if not f.exists()]
