@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,27 +113,62 @@ def split_params(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[st
     return constant, varying
 
 
+def run_ids(records: Iterable[dict[str, Any]]) -> list[str]:
+    """The distinct ``run_id`` of the records, in order of first appearance."""
+    return list(dict.fromkeys(str(r.get("run_id")) for r in records if r.get("run_id")))
+
+
+def _param_sort_key(params: dict[str, Any] | None) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for k in sorted(params or {}):
+        v = (params or {})[k]
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out.append((k, 0, float(v), ""))
+        elif v is None:
+            out.append((k, 2, 0.0, ""))
+        else:
+            out.append((k, 1, 0.0, str(v)))
+    return tuple(out)
+
+
+def sort_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in a stable, readable order: projection, model/data, params (numbers numerically),
+    then run (in the order the runs were given)."""
+    recs = list(records)
+    order = {rid: i for i, rid in enumerate(run_ids(recs))}
+    return sorted(recs, key=lambda r: (str(r.get("projection")), str(r.get("architecture") or ""),
+                                       str(r.get("dataset") or ""), _param_sort_key(r.get("params")),
+                                       order.get(str(r.get("run_id")), -1)))
+
+
 def suite_table(suite_name: str, records: list[dict[str, Any]]) -> Table:
     """One table: a row per case, the suite's stats columns, the status, and the error if any.
 
-    Parameters shared by every row are printed once, in the caption.
+    Parameters shared by every row are printed once, in the caption. Rows are sorted
+    (:func:`sort_records`); records of several runs get a ``run`` column (the run id).
     """
     columns = _suite_columns(suite_name, records)
+    records = sort_records(records)
     constant, varying = split_params(records)
+    several_runs = len(run_ids(records)) > 1
     table = Table(title=f"{suite_name}", title_justify="left", show_lines=False,
                   caption=format_params(constant) or None, caption_justify="left")
     table.add_column("projection", style="bold")
+    if several_runs:
+        table.add_column("run")
     if any(r.get("architecture") or r.get("dataset") for r in records):
         table.add_column("model/data")
     table.add_column("params")
     for header, _ in columns:
         table.add_column(header, justify="right")
     table.add_column("status")
-    with_model = len(table.columns) > len(columns) + 3
+    with_model = len(table.columns) > len(columns) + 3 + several_runs
     for r in records:
         status = str(r.get("status"))
         stats = r.get("stats") or {}
         row = [str(r.get("projection"))]
+        if several_runs:
+            row.append(str(r.get("run_id") or "-")[:8])
         if with_model:
             row.append(f"{r.get('architecture') or '-'}/{r.get('dataset') or '-'}")
         params = r.get("params") or {}
@@ -150,8 +185,53 @@ def print_tables(records: Iterable[dict[str, Any]], console: Console) -> None:
         console.print(suite_table(suite_name, rows))
 
 
+def default_figure_dir(paths: Sequence[str | Path]) -> Path:
+    """Where ``report`` puts figures by default: next to the first results file, named for
+    every input (``a-figures`` for one file, ``a+b-figures`` for two, ``a+b+…-N-runs-<hash>``
+    beyond three), so reports over different sets of runs never overwrite each other."""
+    files = [Path(p) for p in paths]
+    if not files:
+        raise ValueError("default_figure_dir needs at least one path")
+    stems = [f.stem for f in files]
+    if len(stems) <= 3:
+        name = "+".join(stems)
+    else:
+        import hashlib
+
+        digest = hashlib.sha1("\0".join(str(f.resolve()) for f in files).encode()).hexdigest()[:8]
+        name = f"{'+'.join(stems[:2])}+…-{len(stems)}-runs-{digest}"
+    return files[0].parent / f"{name}-figures"
+
+
+def _nonfinite_cases(suite_name: str, rows: list[dict[str, Any]]) -> int:
+    """Cases with a NaN/inf among the suite's table columns (figures cannot draw them)."""
+    keys = [key for _, key in _suite_columns(suite_name, rows)]
+    count = 0
+    for r in rows:
+        stats = r.get("stats") or {}
+        if any(isinstance(stats.get(k), float) and not math.isfinite(stats[k]) for k in keys):
+            count += 1
+    return count
+
+
+def _label_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """With records of several runs, tag each registered projection with its run id, so that a
+    figure draws one series per (projection, run) and never joins points of different runs."""
+    if len(run_ids(rows)) <= 1:
+        return rows
+    from projbench.manager import get_registry
+
+    registry = get_registry("projections")
+    return [{**r, "projection": f"{r.get('projection')} @{str(r.get('run_id'))[:6]}"}
+            if r.get("projection") in registry else r for r in rows]
+
+
 def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """One PNG per suite that can draw its records (``suite.figure``); returns the paths."""
+    """One PNG per suite that can draw its records (``suite.figure``); returns the paths.
+
+    Records of several runs are drawn as separate series (``projection @runid``); a figure
+    whose cases have NaN/inf values says how many were left out, in red, at its foot.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,9 +247,13 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
         ok_rows = [r for r in rows if r.get("status") == "ok"]
         if not ok_rows:
             continue
-        fig = draw(ok_rows)
+        fig = draw(_label_runs(sort_records(ok_rows)))
         if fig is None:
             continue
+        bad = _nonfinite_cases(suite_name, ok_rows)
+        if bad:
+            fig.text(0.01, 0.002, f"{bad} case(s) with NaN/inf values are not drawn (see the table)",
+                     color="red", fontsize=8, ha="left", va="bottom")
         path = out / f"{suite_name}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
