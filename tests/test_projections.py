@@ -191,7 +191,7 @@ def test_fastjl_reference_formula_and_default_q() -> None:
     assert L == 32 and p.q == pytest.approx(min(1.0, math.log(32) ** 2 / 32))
     assert default_q(2**20) == pytest.approx(math.log(2**20) ** 2 / 2**20)
     H = torch.from_numpy(scipy.linalg.hadamard(L).astype("float64")) / math.sqrt(L)
-    Ps = p.ps.to_dense()  # d × L
+    Ps = p.sparse_dense()  # d × L
     ref = (torch.diag(p.signs) @ H @ Ps.T)[:20] / math.sqrt(20)
     torch.testing.assert_close(p.to_dense(), ref)
     with pytest.raises(InvalidArgumentError, match="q"):
@@ -203,6 +203,92 @@ def test_fastjl_stays_well_conditioned_as_d_grows() -> None:
     p = projbench.make_projection("fastjl", d=128, D=1024, seed=0, dtype=torch.float64)
     sv = torch.linalg.svdvals(p.to_dense())
     assert 0.5 < float(sv.min()) and float(sv.max()) < 1.5
+
+
+def test_fastjl_state_and_backward() -> None:
+    p = projbench.make_projection("fastjl", d=50, D=3000, seed=2, dtype=torch.float64)
+    assert p.ps_rows.dtype == torch.int32 and p.ps_cols.dtype == torch.int32
+    assert p.memory_bytes() == 8 * p.L + (4 + 4 + 8) * p.nnz
+    theta = torch.randn(3, 50, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, 3000, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((p(theta) * y).sum(), theta)
+    torch.testing.assert_close(grad, p.adjoint(y))
+    rows = torch.stack([p.adjoint(r) for r in y])  # the 1-row path == the batched path
+    torch.testing.assert_close(rows, p.adjoint(y))
+
+
+def test_fastjl_report_variant_is_the_reports_construction() -> None:
+    """variant="report": Bernoulli q = 2 ln²(L)/d, nonzeros N(0, q^(-1/3)), c = 1/√D, unnormalised."""
+    import scipy.linalg
+
+    from projbench.plugins.fastjl import report_q
+
+    d, D = 200, 1000
+    p = projbench.make_projection("fastjl", d=d, D=D, seed=3, dtype=torch.float64, variant="report")
+    L = p.L
+    assert p.q == pytest.approx(2 * math.log(L) ** 2 / d) and p.q == report_q(L, d) and p.q < 1
+    assert p.unit_columns is False
+    Ps = p.sparse_dense()
+    nz = Ps[Ps != 0]
+    n = d * L
+    assert abs(nz.numel() - n * p.q) < 5 * math.sqrt(n * p.q * (1 - p.q))
+    # variance q^(-1/3): the sample variance within 5 standard errors (Gaussian: sd of s² = σ²√(2/k))
+    var = p.q ** (-1 / 3)
+    assert abs(float(nz.var()) - var) < 5 * var * math.sqrt(2 / nz.numel())
+    H = torch.from_numpy(scipy.linalg.hadamard(L).astype("float64")) / math.sqrt(L)
+    ref = (torch.diag(p.signs) @ H @ Ps.T)[:D] / math.sqrt(D)
+    torch.testing.assert_close(p.to_dense(), ref)
+    # deliberately not unit-norm: mean ‖P e_j‖² ≈ q^(2/3), and the contract check says so
+    with pytest.raises(testing.ContractError, match="expected 1"):
+        testing.check_column_norms("fastjl", d=d, D=D, variant="report")
+    mean = float(testing.build("fastjl", d, D, variant="report").to_dense().pow(2).sum(0).mean())
+    assert mean == pytest.approx(p.q ** (2 / 3), rel=0.1)
+    # the default stays normalised; an unknown variant is one clear error
+    assert projbench.make_projection("fastjl", d=d, D=D).unit_columns is True
+    with pytest.raises(InvalidArgumentError, match="variant"):
+        projbench.make_projection("fastjl", d=2, D=8, variant="nope")
+
+
+def test_fastjl_report_variant_passes_the_algebraic_contract() -> None:
+    """Every contract check except the exempted E‖P e_j‖² = 1 (unit_columns is False)."""
+    p = testing.build("fastjl", 7, 50, seed=0, variant="report")
+    p._testing_options = {"variant": "report"}  # type: ignore[attr-defined,assignment]
+    for check in testing.INSTANCE_CHECKS:
+        check(p)
+    testing.check_determinism("fastjl", 7, 50, variant="report")
+    testing.check_dtypes("fastjl", 7, 50, variant="report")
+
+
+def test_column_condition_number_matches_numpy() -> None:
+    import numpy as np
+
+    from projbench.projection import column_condition_number
+
+    p = projbench.make_projection("dense", d=30, D=200, seed=1, dtype=torch.float64)
+    k, seed = 12, 5
+    cols = torch.randperm(30, generator=torch.Generator().manual_seed(seed))[:k].sort().values
+    ref = np.linalg.cond(p.to_dense().numpy()[:, cols.numpy()])
+    assert column_condition_number(p, k, seed) == pytest.approx(ref, rel=1e-9)
+    # a rank-deficient P (duplicated columns) is infinitely ill-conditioned
+    class Dup(projbench.Projection):
+        name = "dup-test"
+
+        def __init__(self, d: int, D: int, **kw: object) -> None:
+            super().__init__(d, D, **kw)  # type: ignore[arg-type]
+            self.register_buffer("m", torch.ones(D, d, dtype=torch.float64))
+
+        def forward(self, theta: torch.Tensor) -> torch.Tensor:
+            return theta @ self.m.T
+
+        def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+            return y @ self.m
+
+    assert column_condition_number(Dup(4, 10), 3) == math.inf
+    with pytest.raises(InvalidArgumentError, match="k must be"):
+        column_condition_number(p, 31)
+    # a Gaussian-like map on k ≪ D columns is well conditioned: (1+√(k/D))/(1−√(k/D)) ≈ 1.3 here
+    good = projbench.make_projection("fastjl", d=256, D=4096, seed=0, dtype=torch.float64)
+    assert 1.0 < column_condition_number(good, 64) < 2.5
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -26,9 +26,27 @@ reduced by a further factor α = Ω(min(ε⁻¹ ln(1/ε), ln n)); pass a smaller
 The column scaling does not depend on q, so columns stay unit-norm and the map stays as
 well-conditioned as a Gaussian one as d grows (no element-wise q^(−1/3) variance).
 
-P_s and P_sᵀ are stored in CSR (:class:`projbench.sparse_ops.SparsePair`); positions are an
-exact Bernoulli(q) process, signs and N(0, 1/q) values from a CPU
-``torch.Generator().manual_seed(seed)``. State O(d·q·L + L), time O(L log L + d·q·L).
+Variant ``"report"`` (option ``variant``; default ``"ailon-chazelle"``, the construction above).
+The originating report's FastJL, kept *only* to reproduce its instability: element-wise
+Bernoulli sparsity q = min(1, 2·ln²(N)/d) with N = L, the padded length (the length of the
+vector the FJLT is applied to — the report's N is the number of parameters, and L is the
+nearest size on which H acts; for D a power of two the two coincide), and nonzero entries
+r ~ N(0, q^(−1/3)) — variance q^(−1/3) instead of 1/q. It is deliberately **not normalised**:
+with the same c = 1/√D, E‖P e_j‖² = q·q^(−1/3) = q^(2/3) < 1 once q < 1, and it shrinks as d
+grows (q ∝ 1/d), while the entries' spread grows; nnz ≈ 2·ln²(L)·L, far denser than the
+default. Its instances report ``unit_columns = False``, which exempts them from the
+E‖P e_j‖² = 1 contract check (every algebraic check — dense agreement, exact adjoint — still
+applies).
+
+Storage and cost. P_s is kept as COO triplets (row, column: int32; value), 12 bytes per
+nonzero in float32, sorted by row. The forward's P_sᵀθ is a scatter of the d·q·L products
+θ_row·value into a zeroed length-L vector (``index_add_``); the adjoint's P_s u a gather of
+u at the nonzero columns, multiplied by the values and summed into d bins — O(nnz + L) work
+that never scans an L-row CSR. The scale c/√L rides in the FWHT's first pass; the signs are
+applied to the D kept entries only (forward) or while zero-padding (adjoint). The backward of
+each direction is the other one (:func:`projbench.projection.linear_map`). Positions are an
+exact Bernoulli(q) process, values from a CPU ``torch.Generator().manual_seed(seed)``.
+State O(d·q·L + L), time O(L log L + d·q·L).
 """
 
 from __future__ import annotations
@@ -36,13 +54,17 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from projbench.errors import InvalidArgumentError
 from projbench.fwht import fwht, next_power_of_two
 from projbench.hookspecs import hookimpl
-from projbench.projection import Projection
+from projbench.projection import Projection, check_state_budget, linear_map
 from projbench.registry import Registry
-from projbench.sparse_ops import SparsePair, bernoulli_positions, check_probability
+from projbench.sparse_ops import bernoulli_positions, check_probability
+
+#: default state budget (bytes), as for ``dense``
+DEFAULT_MAX_BYTES = 2 * 1024**3
+VARIANTS = ("ailon-chazelle", "report")
 
 
 def default_q(L: int) -> float:
@@ -50,12 +72,24 @@ def default_q(L: int) -> float:
     return 1.0 if L <= 2 else min(1.0, math.log(L) ** 2 / L)
 
 
+def report_q(L: int, d: int) -> float:
+    """The originating report's element-wise sparsity q = min(1, 2·ln²(N)/d), N = L."""
+    return 1.0 if L <= 2 else min(1.0, 2.0 * math.log(L) ** 2 / d)
+
+
 class FastJLProjection(Projection):
-    """P θ = (D_s H P_sᵀ θ)[:D]/√D, the transposed Ailon–Chazelle FJLT (sparsity option q)."""
+    """P θ = (D_s H P_sᵀ θ)[:D]/√D, the transposed Ailon–Chazelle FJLT (options: sparsity q;
+    ``variant="report"``: the originating report's unnormalised construction, for studies)."""
 
     name = "fastjl"
     signs: torch.Tensor  # (L,) Rademacher D_s
-    summary = "Ailon-Chazelle FJLT P_s·H·D_s used transposed; sparse P_s, q = min(1, ln²L/L)"
+    ps_rows: torch.Tensor  # (nnz,) int32 row of each nonzero of P_s (sorted)
+    ps_cols: torch.Tensor  # (nnz,) int32 column
+    ps_vals: torch.Tensor  # (nnz,) value
+    summary = (
+        "Ailon-Chazelle FJLT P_s·H·D_s used transposed; sparse P_s, q = min(1, ln²L/L) "
+        "(variant=report: the seed report's unnormalised q^(-1/3) construction)"
+    )
 
     def __init__(
         self,
@@ -66,34 +100,96 @@ class FastJLProjection(Projection):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         q: float | None = None,
+        variant: str = "ailon-chazelle",
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(d, D, seed=seed, device=device, dtype=dtype)
+        if variant not in VARIANTS:
+            raise InvalidArgumentError(f"fastjl variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
+        self.variant = variant
         L = next_power_of_two(D)
         self.L = L
-        self.q = check_probability(default_q(L) if q is None else q, "q (FJLT sparsity)")
+        auto_q = default_q(L) if variant == "ailon-chazelle" else report_q(L, d)
+        self.q = check_probability(auto_q if q is None else q, "q (FJLT sparsity)")
+        elem = torch.empty(0, dtype=dtype).element_size()
+        nnz_bound = d * L * self.q + 6 * math.sqrt(d * L * self.q) + 64
+        check_state_budget(f"a fastjl projection with D={D:,}, d={d:,} (L={L:,}, q={self.q:.3g})",
+                           int(L * elem + nnz_bound * (8 + elem)), max_bytes)
         g = torch.Generator().manual_seed(seed)
         signs = torch.randint(0, 2, (L,), generator=g).to(torch.float64) * 2 - 1
         pos = bernoulli_positions(d * L, self.q, g)
         rows, cols = pos // L, pos % L
-        values = torch.randn(pos.numel(), generator=g, dtype=torch.float64) / math.sqrt(self.q)
+        std = 1.0 / math.sqrt(self.q) if variant == "ailon-chazelle" else self.q ** (-1.0 / 6.0)
+        values = torch.randn(pos.numel(), generator=g, dtype=torch.float64) * std
         dev = self._init_device
         self.register_buffer("signs", signs.to(dtype=dtype, device=dev))
-        # P_s is d×L; its transpose (L×d) is what the forward applies.
-        self.ps = SparsePair(rows, cols, values.to(dtype), (d, L)).to(dev)
+        # P_s is d×L, row-major positions: already sorted by row.
+        self.register_buffer("ps_rows", rows.to(torch.int32).to(dev))
+        self.register_buffer("ps_cols", cols.to(torch.int32).to(dev))
+        self.register_buffer("ps_vals", values.to(dtype=dtype, device=dev))
         self.scale = 1.0 / math.sqrt(D)
 
+    @property
+    def unit_columns(self) -> bool:  # type: ignore[override]
+        """False for ``variant="report"`` (deliberately unnormalised: E‖P e_j‖² = q^(2/3))."""
+        return self.variant == "ailon-chazelle" or self.q == 1.0
+
+    @property
+    def nnz(self) -> int:
+        return int(self.ps_vals.numel())
+
+    def sparse_dense(self) -> torch.Tensor:
+        """P_s as a dense (d, L) tensor (tests, small sizes)."""
+        m = torch.zeros(self.d, self.L, dtype=self.ps_vals.dtype, device=self.ps_vals.device)
+        m[self.ps_rows.long(), self.ps_cols.long()] = self.ps_vals
+        return m
+
+    def _scatter(self, theta: torch.Tensor) -> torch.Tensor:
+        """P_sᵀ θ for θ (B, d): (B, L), a scatter-add of the nnz products θ_row·value."""
+        rows = theta.shape[0]
+        out = torch.zeros(rows, self.L, dtype=theta.dtype, device=theta.device)
+        if theta.device.type != "cpu" or rows == 1:
+            out.index_add_(1, self.ps_cols, torch.index_select(theta, 1, self.ps_rows) * self.ps_vals)
+            return out
+        for i in range(rows):  # the 1-D kernels; index_add_ along dim 1 of a 2-D tensor is slow on CPU
+            out[i].index_add_(0, self.ps_cols, torch.index_select(theta[i], 0, self.ps_rows) * self.ps_vals)
+        return out
+
+    def _gather(self, u: torch.Tensor) -> torch.Tensor:
+        """P_s u for u (B, L): (B, d), a gather at the nonzero columns and a sum per row."""
+        rows = u.shape[0]
+        out = torch.zeros(rows, self.d, dtype=u.dtype, device=u.device)
+        if u.device.type != "cpu" or rows == 1:
+            out.index_add_(1, self.ps_rows, torch.index_select(u, 1, self.ps_cols) * self.ps_vals)
+            return out
+        for i in range(rows):
+            out[i].index_add_(0, self.ps_rows, torch.index_select(u[i], 0, self.ps_cols) * self.ps_vals)
+        return out
+
+    def _forward(self, theta: torch.Tensor) -> torch.Tensor:
+        lead = theta.shape[:-1]
+        u = fwht(self._scatter(theta.reshape(-1, self.d)), scale=self.scale / math.sqrt(self.L))
+        return (u[:, : self.D] * self.signs[: self.D]).reshape(*lead, self.D)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        lead = y.shape[:-1]
+        flat = y.reshape(-1, self.D)
+        z = torch.empty(flat.shape[0], self.L, dtype=y.dtype, device=y.device)
+        torch.mul(flat, self.signs[: self.D], out=z[:, : self.D])
+        z[:, self.D :] = 0
+        u = fwht(z, scale=self.scale / math.sqrt(self.L))
+        return self._gather(u).reshape(*lead, self.d)
+
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        """θ ↦ Pθ: (..., d) -> (..., D): sparse P_sᵀ, one normalised FWHT, signs, crop."""
-        u = fwht(self.ps.apply_at(theta), normalized=True) * self.signs
-        return u[..., : self.D] * self.scale
+        """θ ↦ Pθ: (..., d) -> (..., D): scatter P_sᵀθ, one FWHT, signs on the D kept entries."""
+        return linear_map(theta, self._forward, self._adjoint)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """y ↦ Pᵀy: (..., D) -> (..., d), the exact transpose c·P_s H D_s [y; 0]."""
-        u = fwht(F.pad(y, (0, self.L - self.D)) * self.signs, normalized=True)
-        return self.ps.apply_a(u) * self.scale
+        return linear_map(y, self._adjoint, self._forward)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, L={self.L}, q={self.q:.3g}, nnz={self.ps.nnz}"
+        return f"{super().extra_repr()}, L={self.L}, q={self.q:.3g}, nnz={self.nnz}, variant={self.variant}"
 
 
 @hookimpl
