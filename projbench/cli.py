@@ -45,6 +45,8 @@ class ProjbenchGroup(click.Group):
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:  # a core command: no need to import every plugin (torch)
+            return self.commands[cmd_name]
         self._load_plugin_commands()
         return super().get_command(ctx, cmd_name)
 
@@ -282,6 +284,10 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
     resumed = f" ({result.skipped_existing} reused from the earlier run)" if result.skipped_existing else ""
     console.print(f"{len(result.records)} cases: {counts}{resumed} in {result.wall_s:.1f} s")
+    unstable = result.unstable()
+    if unstable:
+        console.print(f"[yellow]{unstable} case(s) have unstable timings (marked in the table): their "
+                      "spread is too wide to trust; rerun on a quieter machine or with --full[/]")
     click.echo(str(path))
     failed = sum(r["status"] == "failed" for r in result.records)
     if failed:

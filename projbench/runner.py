@@ -52,6 +52,12 @@ class RunResult:
     skipped_existing: int = 0
     wall_s: float = 0.0
 
+    def unstable(self) -> int:
+        """Cases whose timings are flagged ``unstable`` (spread too wide to trust)."""
+        from projbench.metrics.timing import count_unstable
+
+        return count_unstable(self.records)
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.records:
@@ -230,5 +236,6 @@ def run_benchmark(
                 on_record(record)
         result.wall_s = time.perf_counter() - start
         writer.close({"cases": len(result.records), "by_status": result.counts(),
-                      "wall_s": result.wall_s, "resumed_cases": result.skipped_existing})
+                      "wall_s": result.wall_s, "resumed_cases": result.skipped_existing,
+                      "unstable_cases": result.unstable()})
     return result
