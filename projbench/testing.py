@@ -20,6 +20,16 @@ naming the projection, the sizes and what went wrong. The checks (see DESIGN §3
 * E‖P e_j‖² = 1: the mean squared column norm over a fixed set of seeds lies within
   z standard errors of 1 (the standard error estimated from the per-seed means).
 * optionally ``.to(device)`` gives the same matrix on another device.
+
+JL statistics (:func:`check_jl`, not part of :func:`run_all_checks` because it builds hundreds
+of instances): for a fixed input x the ratio r_s = ‖S_s x‖²/‖x‖² of the sketch
+S_s = √(D/d)·P_sᵀ over a fixed set of seeds s must have mean 1 (within z standard errors) and
+must not exceed 1 ± ε more often than a Gaussian sketch would (r ~ χ²_d/d): the count of seeds
+outside is compared with the (1 − α) binomial quantile at ``slack`` × the ideal probability.
+The seeds are fixed (never chosen by a property-based test), so the check is deterministic;
+with the defaults (1000 seeds, ε = 1.7·√(2/d), slack 1.25, α = 10⁻³) a sketch with twice the
+ideal variance (r ~ χ²_{d/2}/(d/2)) passes with probability ≈ 10⁻¹⁰ (d = 16…256), while one
+with the ideal tail fails with probability ≈ 10⁻⁸ and one with 1.1× the ideal variance ≈ 10⁻⁴.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -297,3 +308,126 @@ def run_all_checks(
         cls_check(name_or_cls, d, D, **options)
         done.append(cls_check.__name__)
     return done
+
+
+# ------------------------------------------------------------------------------------------
+# JL statistics over a fixed set of seeds
+# ------------------------------------------------------------------------------------------
+#: seeds of the JL check: fixed, never chosen by hypothesis
+JL_SEEDS: tuple[int, ...] = tuple(range(1000))
+JL_SLACK = 1.25
+JL_ALPHA = 1e-3
+JL_Z = 5.0
+
+
+def jl_eps(d: int) -> float:
+    """ε = 1.7·√(2/d) (1.7 ideal standard deviations of χ²_d/d), at most 0.9: where a tail count
+    best tells the ideal χ²_d/d from a sketch with twice its variance."""
+    return min(0.9, 1.7 * math.sqrt(2.0 / d))
+
+
+def ideal_tail(d: int, eps: float) -> float:
+    """P(|χ²_d/d − 1| > ε): the probability that a Gaussian sketch's ratio leaves 1 ± ε."""
+    from scipy.stats import chi2
+
+    return float(chi2.cdf(d * (1 - eps), d) + chi2.sf(d * (1 + eps), d))
+
+
+def jl_tail_bound(n: int, d: int, eps: float, slack: float = JL_SLACK, alpha: float = JL_ALPHA) -> int:
+    """Most seeds (of n) allowed outside 1 ± ε: the (1 − α) quantile of Binomial(n, slack·p),
+    p = :func:`ideal_tail`."""
+    from scipy.stats import binom
+
+    return int(binom.ppf(1 - alpha, n, min(1.0, slack * ideal_tail(d, eps))))
+
+
+def sketch_ratios_over_seeds(
+    name_or_cls: str | type[Projection],
+    d: int,
+    D: int,
+    X: torch.Tensor,
+    seeds: Sequence[int] = JL_SEEDS,
+    **options: Any,
+) -> torch.Tensor:
+    """r[s, i] = ‖S_s x_i‖² / ‖x_i‖² for each seed s and row x_i of X (n, D); float64."""
+    X = X.to(torch.float64).reshape(-1, D)
+    norms = X.pow(2).sum(-1)
+    if bool((norms == 0).any()):
+        raise InvalidArgumentError("sketch_ratios_over_seeds: an input vector is zero")
+    rows = [build(name_or_cls, d, D, seed=s, dtype=torch.float64, **options).sketch(X).pow(2).sum(-1)
+            for s in seeds]
+    return torch.stack(rows) / norms
+
+
+@dataclass(frozen=True)
+class JLResult:
+    """Outcome of :func:`check_jl_ratios`: mean ± standard error, seeds outside 1 ± ε, bound."""
+
+    n: int
+    mean: float
+    se: float
+    outside: int
+    bound: int
+    eps: float
+    expected_outside: float  # n × ideal tail probability
+
+
+def check_jl_ratios(
+    ratios: torch.Tensor,
+    d: int,
+    *,
+    eps: float | None = None,
+    slack: float = JL_SLACK,
+    alpha: float = JL_ALPHA,
+    z: float = JL_Z,
+    tail: bool = True,
+    label: str = "sketch",
+) -> JLResult:
+    """Check per-seed ratios r_s (one input, independent seeds) against the JL ideal.
+
+    Mean: |mean(r) − 1| ≤ z·se with se = max(sd(r), √(2/d))/√n. Tail (if ``tail``): the number
+    of seeds with |r − 1| > ε is at most :func:`jl_tail_bound`. Raises :class:`ContractError`.
+    """
+    r = ratios.detach().to(torch.float64).reshape(-1).cpu()
+    n = r.numel()
+    if n < 2:
+        raise InvalidArgumentError("check_jl_ratios needs at least two seeds")
+    eps = jl_eps(d) if eps is None else eps
+    mean = float(r.mean())
+    se = max(float(r.std()), math.sqrt(2.0 / d)) / math.sqrt(n)
+    outside = int(((r - 1).abs() > eps).sum())
+    bound = jl_tail_bound(n, d, eps, slack, alpha)
+    res = JLResult(n, mean, se, outside, bound, eps, n * ideal_tail(d, eps))
+    if not abs(mean - 1) <= z * se:
+        raise ContractError(
+            f"{label}: mean of ‖Sx‖²/‖x‖² over {n} seeds is {mean:.4f} ± {se:.4f}, expected 1 "
+            f"(tolerance {z:g} standard errors)"
+        )
+    if tail and outside > bound:
+        raise ContractError(
+            f"{label}: {outside}/{n} seeds give |‖Sx‖²/‖x‖² − 1| > ε = {eps:.3f}; a Gaussian sketch "
+            f"expects {res.expected_outside:.1f}, and more than {bound} (the {1 - alpha:.4g} binomial "
+            f"quantile at {slack:g}× the ideal rate) means a heavier tail than χ²_{d}/{d}"
+        )
+    return res
+
+
+def check_jl(
+    name_or_cls: str | type[Projection],
+    d: int,
+    D: int,
+    X: torch.Tensor,
+    *,
+    seeds: Sequence[int] = JL_SEEDS,
+    eps: float | None = None,
+    slack: float = JL_SLACK,
+    alpha: float = JL_ALPHA,
+    tail: bool = True,
+    **options: Any,
+) -> list[JLResult]:
+    """:func:`check_jl_ratios` for each row x of X (n, D), over the fixed ``seeds``."""
+    ratios = sketch_ratios_over_seeds(name_or_cls, d, D, X, seeds, **options)
+    name = name_or_cls if isinstance(name_or_cls, str) else name_or_cls.__name__
+    return [check_jl_ratios(ratios[:, i], d, eps=eps, slack=slack, alpha=alpha, tail=tail,
+                            label=f"{name}(d={d}, D={D}) on input {i}")
+            for i in range(ratios.shape[1])]
