@@ -122,6 +122,14 @@ def resolve_options(arch: str | Architecture, options: Mapping[str, Any] | None 
     return resolved
 
 
+def describe_options(arch: str | Architecture) -> dict[str, dict[str, Any]]:
+    """Option name -> ``{"default": value, "type": "int"|"float"|…, "size": bool}`` of ``arch``
+    (``size`` marks the :attr:`Architecture.size_option`); for ``list`` displays and JSON."""
+    spec = _spec(arch)
+    return {k: {"default": v, "type": type(v).__name__, "size": k == spec.size_option}
+            for k, v in spec.options.items()}
+
+
 def _spec(arch: str | Architecture) -> Architecture:
     if isinstance(arch, Architecture):
         return arch

@@ -9,6 +9,7 @@ from projbench.architectures import (
     Architecture,
     count_parameters,
     count_parameters_for,
+    describe_options,
     make_model,
     resolve_options,
     size_for_parameters,
@@ -196,3 +197,14 @@ def test_seeded_model_independent_of_global_state() -> None:
 def test_bad_seed_is_clear(seed: object) -> None:
     with pytest.raises(InvalidArgumentError, match="seed"):
         make_model("mlp", "digits", seed=seed)  # type: ignore[arg-type]
+
+
+def test_describe_options() -> None:
+    assert describe_options("fc") == {
+        "width": {"default": 200, "type": "int", "size": True},
+        "depth": {"default": 2, "type": "int", "size": False},
+    }
+    assert describe_options("lenet") == {"scale": {"default": 1.0, "type": "float", "size": True}}
+    for name in get_registry("architectures").names():
+        spec = get_registry("architectures").get(name)
+        assert spec.size_option is None or spec.size_option in spec.options
