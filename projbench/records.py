@@ -6,7 +6,9 @@
 * identity columns first: ``run_id``, ``run_file``, ``suite``, ``projection``,
   ``architecture``, ``dataset``, ``status``, ``error``, ``key``, ``recorded_utc``;
 * every parameter (``params``) as its own column (nested dicts joined with dots,
-  ``recipe.lr``), then every statistic (``stats``), then the ``memory`` summary;
+  ``recipe.lr``); for ``projbench run`` records the ``plugin`` that registered the projection,
+  ``quick`` and each projection option as ``option.<name>``; then every statistic
+  (``stats``), then the ``memory`` summary;
 * a value recorded twice (a suite that repeats ``D`` among its stats, the record's ``seed``
   next to ``params.seed``, ``memory.state_bytes`` next to ``stats.state_bytes``) appears once;
   a name recorded twice with *different* values keeps both, the second prefixed with its
@@ -96,6 +98,10 @@ def flatten_case(case: dict[str, Any], *, run_file: str | None = None,
     _flatten(case.get("params") or {}, "", params)
     _merge(row, "params", params)
     _merge(row, "record", {k: case[k] for k in ("seed", "device") if k in case})
+    identity = case.get("identity") if isinstance(case.get("identity"), dict) else {}
+    if identity:  # what the case key covers beyond params (projbench run records)
+        _merge(row, "identity", {"plugin": identity.get("plugin"), "quick": identity.get("quick"),
+                                 **{f"option.{k}": v for k, v in (identity.get("options") or {}).items()}})
     stats: dict[str, Any] = {}
     _flatten(case.get("stats") or {}, "", stats)
     _merge(row, "stats", stats)

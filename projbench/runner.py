@@ -229,7 +229,9 @@ def run_benchmark(
     with ResultsWriter(path, config=config, resume=True) as writer:
         if on_start is not None:
             on_start(len(todo))
+        identities = {c.key: c.identity for c in todo}
         for record in executor.map(todo, settings):
+            record.setdefault("identity", identities.get(str(record.get("key")), {}))  # what the key covers
             writer.write_case(record)
             result.records.append(record)
             if on_record is not None:

@@ -79,3 +79,16 @@ def test_testing_is_reachable_after_import_projbench() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "check_shapes"
+
+
+def test_run_records_carry_what_their_key_covers(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from projbench.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "--proj", "fastjl", "--suite", "distortion", "-o", "q=0.5",
+                                      "--seed", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = projbench.read_results(tmp_path)
+    assert rows and all(r["plugin"] == "fastjl" and r["option.q"] == 0.5 and r["seed"] == 3 for r in rows)
+    assert all(r["quick"] is True and r["device"] == "cpu" for r in rows)
