@@ -53,7 +53,7 @@ class FWHTBackend:
         """None if the backend can transform a tensor of this device and dtype here, else why not."""
         try:
             ok = bool(self.available())
-        except Exception as exc:  # a broken probe means "not available", never a crash
+        except Exception as exc:  # noqa: BLE001 - a broken probe means "not available", never a crash
             return f"its availability check raised {type(exc).__name__}: {exc}"
         if not ok:
             return "it is not available here (library or device missing)"

@@ -42,7 +42,9 @@ def check_seed(seed: object) -> int:
         raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
     lo, hi = SEED_RANGE
     if not lo <= seed <= hi:
-        raise InvalidArgumentError(f"seed must be a signed 64-bit integer in [-2**63, 2**63 - 1], got {seed}")
+        raise InvalidArgumentError(
+            f"seed must be a signed 64-bit integer in [-2**63, 2**63 - 1], got {seed}"
+        )
     return seed
 
 
@@ -56,7 +58,9 @@ def check_device(device: object) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise InvalidArgumentError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:<index>'") from None
+        raise InvalidArgumentError(
+            f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:<index>'"
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise InvalidArgumentError(

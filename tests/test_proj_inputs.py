@@ -65,7 +65,7 @@ def test_third_party_projection_gets_the_checks() -> None:
             return y @ self.m
 
     p = Silly(2, 3)
-    with pytest.raises(InvalidArgumentError, match="Silly.forward got a float64"):
+    with pytest.raises(InvalidArgumentError, match=r"Silly\.forward got a float64"):
         p(torch.ones(2, dtype=torch.float64))
 
 

@@ -105,7 +105,9 @@ class FastJLProjection(Projection):
     ) -> None:
         super().__init__(d, D, seed=seed, device=device, dtype=dtype)
         if variant not in VARIANTS:
-            raise InvalidArgumentError(f"fastjl variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
+            raise InvalidArgumentError(
+                f"fastjl variant must be one of {', '.join(VARIANTS)}; got {variant!r}"
+            )
         self.variant = variant
         L = next_power_of_two(D)
         self.L = L

@@ -1,4 +1,11 @@
-"""Built-in plugin: the default pure-PyTorch FWHT backend ``"torch"``."""
+"""Built-in plugin ``torch-fwht``: the FWHT backends that ship with projbench.
+
+* ``"torch"`` — the default, pure PyTorch (:func:`projbench.fwht.fwht_torch`), every device;
+* ``"fht-cpu"`` — the compiled CPU transform of the optional ``fht-cpu`` package
+  (:mod:`projbench.plugins.fwht_fhtcpu`); registered always, ``available()`` only where
+  ``pip install 'projbench[fast]'`` installed the library, so ``projbench list backends``
+  shows it either way and the dispatcher falls back to ``"torch"`` where it cannot run.
+"""
 
 from __future__ import annotations
 
@@ -19,4 +26,7 @@ TORCH_BACKEND = FWHTBackend(
 
 @hookimpl
 def projbench_register_fwht_backends(registry: Registry[FWHTBackend]) -> None:
+    from projbench.plugins.fwht_fhtcpu import FHTCPU_BACKEND
+
     registry.add(TORCH_BACKEND)
+    registry.add(FHTCPU_BACKEND)
