@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,10 @@ CHUNK_ELEMENTS: dict[str, int | None] = {"cpu": 1 << 16, "cuda": None}
 #: as (n/C, C), C = 2^bits: the H_C part runs on cache-resident C-chunks, and the H_{n/C}
 #: part is one (or a few) large GEMMs over the leading axis (None: no blocking).
 BLOCK_BITS: dict[str, int | None] = {"cpu": 16, "cuda": None}
+#: Radix of the passes over the leading (out-of-cache) axis of the blocked path: these sweep the
+#: whole array through memory, so a GEMM with a large block turns memory-bound into
+#: compute-bound (2a flops per element and pass); small blocks keep each pass at memory speed.
+OUTER_RADIX_BITS: dict[str, int] = {"cpu": 3, "cuda": 7}
 
 _DEFAULT_DEVICE_TYPE = "cpu"
 
@@ -137,6 +142,31 @@ def _factor_bits(k: int, radix_bits: int | None = None) -> list[int]:
     chunks = math.ceil(k / r)
     base, extra = divmod(k, chunks)
     return [base + 1] * extra + [base] * (chunks - extra)
+
+
+#: Scratch buffers up to this many bytes are kept between calls (per thread, device, dtype and
+#: role) instead of being allocated afresh: a fresh multi-MiB buffer costs page faults on first
+#: touch, which on a virtual machine is a large share of a transform's time.
+WORKSPACE_MAX_BYTES = 64 * 1024**2
+_workspaces = threading.local()
+
+
+def _workspace(numel: int, dtype: torch.dtype, device: torch.device, role: int) -> torch.Tensor:
+    """A scratch tensor of ``numel`` elements, reused across calls when small enough.
+
+    Only intermediate results live in it (never a returned tensor), and it is per thread, so
+    concurrent calls from different threads do not share one. On CUDA the caching allocator
+    already reuses memory, so a fresh tensor is returned there."""
+    nbytes = numel * torch.empty(0, dtype=dtype).element_size()
+    if device.type != "cpu" or nbytes > WORKSPACE_MAX_BYTES:
+        return torch.empty(numel, dtype=dtype, device=device)
+    cache: dict[tuple[torch.dtype, int], torch.Tensor] | None = getattr(_workspaces, "cache", None)
+    if cache is None:
+        cache = _workspaces.cache = {}
+    buf = cache.get((dtype, role))
+    if buf is None or buf.numel() < numel:
+        buf = cache[(dtype, role)] = torch.empty(numel, dtype=dtype)
+    return buf[:numel]
 
 
 def _scaled_block(a: int, dtype: torch.dtype, device: torch.device, scale: float) -> torch.Tensor:
@@ -211,31 +241,40 @@ def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     if block is not None and k > block:
         # Cache blocking: transform each C-chunk (rows of (B·n/C, C)), then apply H_{n/C} to the
         # leading axis of every row viewed as (n/C, C), one GEMM per factor with a long right side.
-        res = _rows_transform(src.reshape(-1, 1 << block), _factor_bits(block, radix), device, scale)
+        outer = _factor_bits(k - block, _setting(OUTER_RADIX_BITS, device))
+        final = torch.empty_like(src)  # the result: never a reused workspace
+        work = _workspace(src.numel(), src.dtype, device, 0).view(src.shape)
+        # the passes ping-pong between ``final`` and ``work``; start so that the last lands in final
+        cur = final if len(outer) % 2 == 0 else work
+        _rows_transform(src.reshape(-1, 1 << block), _factor_bits(block, radix), device, scale,
+                        out=cur.view(-1, 1 << block))
         left, right = src.shape[0], n
-        other = torch.empty_like(res)
-        cur = res
-        for b in _factor_bits(k - block, radix):
+        for b in outer:
             a = 1 << b
             right //= a
-            dst = other if cur is res else res
+            dst = work if cur is final else final
             h = hadamard_matrix(a, x.dtype, device)
-            torch.bmm(h.expand(left, a, a), cur.view(left, a, right), out=dst.view(left, a, right))
+            if left == 1:  # a batch-1 bmm with a very wide right side is ~10x slower than mm
+                torch.mm(h, cur.view(a, right), out=dst.view(a, right))
+            else:
+                torch.bmm(h.expand(left, a, a), cur.view(left, a, right), out=dst.view(left, a, right))
             left *= a
             cur = dst
+        assert cur is final
         return cur.view(x.shape)
     return _rows_transform(src, _factor_bits(k, radix), device, scale).view(x.shape)
 
 
 def _rows_transform(
-    src: torch.Tensor, bits: list[int], device: torch.device, scale: float = 1.0
+    src: torch.Tensor, bits: list[int], device: torch.device, scale: float = 1.0,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """scale·x·H_n for every row of the contiguous (rows, n) ``src``, in cache-sized row groups."""
     rows, n = src.shape
     chunk_elems = _setting(CHUNK_ELEMENTS, device)
     group = rows if chunk_elems is None else max(1, min(rows, chunk_elems // n))
-    res = torch.empty_like(src)
-    scratch = torch.empty((group, n), dtype=src.dtype, device=device) if len(bits) > 1 else None
+    res = torch.empty_like(src) if out is None else out
+    scratch = _workspace(group * n, src.dtype, device, 1).view(group, n) if len(bits) > 1 else None
     for start in range(0, rows, group):
         stop = min(rows, start + group)
         scr = None if scratch is None else scratch[: stop - start]

@@ -207,3 +207,40 @@ def test_cache_blocked_long_rows(monkeypatch: pytest.MonkeyPatch, k: int, block:
     a, b = 1 << (k // 2), 1 << (k - k // 2)
     ref = (scipy_h(a) @ x.view(batch, a, b) @ scipy_h(b)).reshape(batch, n)
     torch.testing.assert_close(fwht_torch(x), ref, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("outer", [1, 2, 3, 5])
+def test_outer_radix_plans(monkeypatch: pytest.MonkeyPatch, outer: int) -> None:
+    """The passes over the leading axis of the blocked path, for every outer radix."""
+    monkeypatch.setitem(fwht_module.BLOCK_BITS, "cpu", 6)
+    monkeypatch.setitem(fwht_module.OUTER_RADIX_BITS, "cpu", outer)
+    for batch in (1, 2):
+        x = torch.randn(batch, 1 << 12, dtype=torch.float64)
+        ref = (scipy_h(64) @ x.view(batch, 64, 64) @ scipy_h(64)).reshape(batch, -1)
+        torch.testing.assert_close(fwht_torch(x), ref, rtol=1e-10, atol=1e-8)
+
+
+def test_reused_workspace_never_leaks_into_results() -> None:
+    """Scratch buffers are reused between calls: earlier results must stay intact, and threads
+    running transforms at the same time must not share one."""
+    import threading
+
+    xs = [torch.randn(2, 1 << 17, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+          for i in range(4)]
+    refs = [(scipy_h(256) @ x.view(2, 256, 512) @ scipy_h(512)).reshape(2, -1) for x in xs]
+    outs = [fwht(x) for x in xs]
+    for out, ref in zip(outs, refs, strict=True):
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-7)
+    results: dict[int, torch.Tensor] = {}
+
+    def work(i: int) -> None:
+        for _ in range(3):
+            results[i] = fwht(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for i, ref in enumerate(refs):
+        torch.testing.assert_close(results[i], ref, rtol=1e-10, atol=1e-7)
