@@ -210,7 +210,7 @@ class RunRecord:
         return {"type": "run", **asdict(self)}
 
 
-def train_run(spec: RunSpec, data_dir: str | None = None) -> Any:
+def train_run(spec: RunSpec, data_dir: str | None = None, measure: dict[str, Any] | None = None) -> Any:
     """Train ``spec`` in this process and return its :class:`projbench.training.TrainResult`
     (with ``D`` set as an attribute). Raises on bad input; see :func:`execute_run`."""
     import torch
@@ -226,23 +226,34 @@ def train_run(spec: RunSpec, data_dir: str | None = None) -> Any:
     try:
         train_data, test_data = load_run_data(spec, data_dir)
         model = build_model(spec, train_data)
+        k = int((measure or {}).get("condition_columns") or 0)
+        cond = None
+        if k and spec.projection is not None and not spec.per_layer:
+            from projbench.projection import column_condition_number
+
+            cond = column_condition_number(model.projection, min(k, int(spec.d or 1)), seed=spec.seed)
         result = train(model, train_data, test_data, spec.recipe, seed=spec.seed, device=spec.device)
         result.D = int(model.D) if spec.projection is not None else count_parameters(model)  # type: ignore[attr-defined]
+        result.cond_P_sample = cond  # type: ignore[attr-defined]
         return result
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def execute_run(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
+def execute_run(
+    spec: RunSpec, data_dir: str | None = None, measure: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Train ``spec`` in this process and return its record. Never raises for a failing run:
     any exception is recorded as ``failed`` with its error (a diverged run is ``diverged``)."""
     start = time.perf_counter()
     worker = {"host": socket.gethostname(), "pid": os.getpid()}
     record = RunRecord(spec.run_id, spec.identity, "failed", worker=worker)
     try:
-        result = train_run(spec, data_dir)
+        result = train_run(spec, data_dir, measure)
         stats = {k: v for k, v in result.to_dict().items() if k not in ("history", "status", "step_losses")}
         stats["D"] = result.D
+        if result.cond_P_sample is not None:
+            stats["cond_P_sample"] = result.cond_P_sample
         record.status = "diverged" if result.status == "diverged" else "ok"
         record.stats = stats
         record.samples = {"epoch_train_loss": [h["train_loss"] for h in result.history]}

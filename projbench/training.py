@@ -48,6 +48,9 @@ LI_ET_AL_WEIGHT_DECAY: dict[str, float] = {
 DEFAULT_WEIGHT_DECAY = 0.0
 
 OPTIMIZERS = ("adam", "sgd")
+#: a step's loss above SPIKE_FACTOR × the median of the previous SPIKE_WINDOW losses is a spike
+SPIKE_FACTOR = 2.0
+SPIKE_WINDOW = 20
 SCHEDULES = ("none", "cosine")
 
 
@@ -117,7 +120,9 @@ class TrainResult:
     """Outcome of :func:`train`. ``history`` has one dict per (partly) run epoch.
 
     ``epochs`` is steps / steps-per-epoch (fractional with ``max_steps`` or divergence);
-    ``wall_s`` covers training and the final evaluation.
+    ``wall_s`` covers training and the final evaluation. ``loss_spikes`` counts the steps whose
+    training loss exceeds ``SPIKE_FACTOR`` × the median of the previous ``SPIKE_WINDOW`` steps
+    (a non-finite loss counts as a spike); ``max_loss_jump`` is the largest such ratio.
     """
 
     test_accuracy: float
@@ -129,9 +134,32 @@ class TrainResult:
     diverged_at_step: int | None = None
     wall_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    loss_spikes: int = 0
+    max_loss_jump: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def loss_spikes(losses: list[float], factor: float = SPIKE_FACTOR, window: int = SPIKE_WINDOW
+                ) -> tuple[int, float]:
+    """(number of spikes, largest loss / running-median ratio) of a sequence of step losses.
+
+    Step t (t ≥ ``window``) is a spike when loss_t > ``factor`` × median(loss_{t−window..t−1});
+    a non-finite loss is a spike with ratio inf. Fewer than ``window`` + 1 losses: (0, nan).
+    """
+    import statistics
+
+    spikes, worst = 0, float("nan")
+    for t in range(window, len(losses)):
+        ref = statistics.median(losses[t - window:t])
+        value = losses[t]
+        ratio = value / ref if ref > 0 and math.isfinite(value) else float("inf")
+        if not math.isfinite(value) or ratio > factor:
+            spikes += 1
+        if not (worst >= ratio):
+            worst = ratio
+    return spikes, worst
 
 
 def _resolve_device(device: torch.device | str | None, model: nn.Module) -> torch.device:
@@ -235,8 +263,14 @@ def train(
     start_time = time.perf_counter()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda *a: None)
 
+    step_losses: list[float] = []
     with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(int(seed))
+        # seed only what fork_rng restores: the CPU generator and this run's CUDA device
+        # (torch.manual_seed would reseed every CUDA device and leave them changed)
+        torch.random.default_generator.manual_seed(int(seed))
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                torch.cuda.manual_seed(int(seed))
         model.train()
         for epoch in range(recipe.epochs):
             if step >= total:
@@ -251,6 +285,7 @@ def train(
                 logits = model(x_all[idx])
                 loss = F.cross_entropy(logits, y_all[idx])
                 loss_value = loss.detach().item()  # one sync per step: needed to stop on NaN at once
+                step_losses.append(loss_value)
                 if not math.isfinite(loss_value):
                     status, diverged_at, last_loss = "diverged", step, loss_value
                     break
@@ -279,7 +314,9 @@ def train(
     sync()
     wall = time.perf_counter() - start_time
     train_loss = history[-1]["train_loss"] if history else last_loss
+    spikes, jump = loss_spikes(step_losses)
     return TrainResult(
         test_accuracy=test_acc, test_loss=test_loss, train_loss=float(train_loss), steps=step,
         epochs=epoch_float, status=status, diverged_at_step=diverged_at, wall_s=wall, history=history,
+        loss_spikes=spikes, max_loss_jump=jump,
     )

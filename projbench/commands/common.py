@@ -97,8 +97,23 @@ class RunProgress:
 def print_outcome(
     outcome: Any, console: Any, *, fmt: str, reference: str | None, figures: Path | None, title: str
 ) -> list[Path]:
-    """The table (stderr for ``table``, stdout for md/csv/html) and figures (paths returned)."""
-    from projbench.study.report import add_reference, read_reference, render, rich_table, write_figures
+    """The table (stderr for ``table``, stdout for md/csv/html) and figures (paths returned);
+    studies with axes also get the robustness table, studies that measure stability the
+    stability tables."""
+    from projbench.study.report import (
+        ROBUSTNESS_COLUMNS,
+        STABILITY_COLUMNS,
+        STABILITY_SUMMARY_COLUMNS,
+        add_reference,
+        read_reference,
+        render,
+        rich_table,
+        robustness_rows,
+        simple_table,
+        stability_figure,
+        stability_summary,
+        write_figures,
+    )
 
     rows = outcome.rows
     if reference:
@@ -107,9 +122,29 @@ def print_outcome(
         console.print(rich_table(rows, title=title, caption=outcome.spec.notes))
     else:
         click.echo(render(rows, fmt, title=title, notes=outcome.spec.notes), nl=False)
+    robust = robustness_rows(rows) if outcome.spec.axes else []
+    srows = outcome.engine.stability_rows() if outcome.spec.measure else []
+    extra = []
+    if robust:
+        extra.append(
+            simple_table(robust, ROBUSTNESS_COLUMNS, "robustness of d_int90 across the study's variants")
+        )
+    if srows:
+        extra.append(simple_table(srows, STABILITY_COLUMNS, "stability per evaluated d"))
+        extra.append(
+            simple_table(
+                stability_summary(srows), STABILITY_SUMMARY_COLUMNS, "where training becomes unstable"
+            )
+        )
+    for table in extra:
+        console.print(table)
     paths: list[Path] = []
     if figures is not None:
         paths = write_figures(rows, figures)
+        if srows:
+            png = stability_figure(srows, figures)
+            if png is not None:
+                paths.append(png)
     return paths
 
 

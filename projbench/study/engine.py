@@ -51,6 +51,7 @@ class Group:
     recipe: Recipe
     burn_in: int
     baseline_specs: dict[str, list[RunSpec]]  # recipe label -> one spec per seed
+    direct: list[tuple[dict[str, Any], int, float, list[RunSpec]]] = field(default_factory=list)
     target: float | None = None
     baseline_accuracy: float | None = None
     baseline_recipe: dict[str, Any] | None = None
@@ -139,11 +140,44 @@ class StudyEngine:
                     for label, r in recipes.items()
                 }
                 group = Group(len(groups), p_index, variant, recipe, burn_in, base)
+                group.direct = self._direct_specs(p_index, recipe)
                 groups.append(group)
                 for label in pair.projections:
                     for seed in self.spec.seeds:
                         chains.append(Chain(group.index, label, seed))
         return groups, chains
+
+    def _direct_specs(
+        self, pair_index: int, recipe: Recipe
+    ) -> list[tuple[dict[str, Any], int, float, list[RunSpec]]]:
+        """Directly trained smaller networks whose D spans the pair's d range (log-spaced), each at
+        every learning rate of ``[direct] lrs`` (default: the recipe's) and every seed."""
+        if not self.spec.direct:
+            return []
+        from projbench.architectures import count_parameters_for, size_for_parameters
+
+        pair = self.spec.pairs[pair_index]
+        s = pair.search
+        lo, hi = (s["d_min"], s["d_max"]) if s["method"] == "bisect" else (min(s["grid"]), max(s["grid"]))
+        n = int(self.spec.direct["sizes"])
+        seen: dict[int, dict[str, Any]] = {}
+        for i in range(n):
+            target = round(math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1)))
+            opts = size_for_parameters(pair.architecture, pair.dataset, max(int(target), 1))
+            size = count_parameters_for(pair.architecture, pair.dataset, **opts)
+            seen.setdefault(size, opts)
+        lrs = self.spec.direct.get("lrs") or [recipe.lr]
+        out = []
+        for size, opts in sorted(seen.items()):
+            for lr in lrs:
+                specs = [
+                    self._base_spec(pair_index, recipe.with_(lr=float(lr)), seed).with_(
+                        arch_options=tuple(sorted(opts.items()))
+                    )
+                    for seed in self.spec.seeds
+                ]
+                out.append((opts, size, float(lr), specs))
+        return out
 
     def _base_spec(self, pair_index: int, recipe: Recipe, seed: int) -> RunSpec:
         pair = self.spec.pairs[pair_index]
@@ -187,7 +221,8 @@ class StudyEngine:
 
     def _submit(self, spec: RunSpec, attempt: int) -> None:
         start = time.perf_counter()
-        future = self.pool.submit(self.run_fn, spec, self.data_dir)  # type: ignore[union-attr]
+        args = (spec, self.data_dir) + ((self.spec.measure,) if self.spec.measure else ())
+        future = self.pool.submit(self.run_fn, *args)  # type: ignore[union-attr]
         if future.done():  # an inline pool ran it already: record it at once (a kill loses nothing)
             self.exec_s += time.perf_counter() - start
             self._collect(future, spec, attempt)
@@ -234,6 +269,9 @@ class StudyEngine:
 
     # -- advancing -----------------------------------------------------------------------
     def _advance_group(self, group: Group) -> bool:
+        for _, _, _, specs in group.direct:
+            for spec in specs:
+                self._get(spec)
         if group.target is not None or group.failed is not None:
             return False
         means: dict[str, float] = {}
@@ -263,12 +301,15 @@ class StudyEngine:
         chance = 1.0 / self._num_classes(pair.dataset)
         group.baseline_accuracy = base_acc
         group.baseline_recipe = group.baseline_specs[best_label][0].recipe.to_dict()
-        if base_acc <= CHANCE_FACTOR * chance:
-            group.failed = (
-                f"baseline accuracy {base_acc:.3f} is near chance ({chance:.2f}): the recipe does "
-                "not train this model (check lr, epochs, batch size); no search against it"
-            )
-            return True
+        for spec in group.baseline_specs[best_label]:
+            acc = self.accuracy(self.results[spec.run_id])
+            if acc <= CHANCE_FACTOR * chance:
+                group.failed = (
+                    f"baseline accuracy {acc:.3f} (seed {spec.seed}, lr {spec.recipe.lr:g}) is near chance "
+                    f"({chance:.2f}): the recipe does not train this model reliably (check lr, epochs, batch "
+                    "size); no search against it"
+                )
+                return True
         group.target = float(pair.search["threshold"]) * base_acc
         return True
 
@@ -439,6 +480,75 @@ class StudyEngine:
                         "message": failed or group.failed or hint,
                         "curve": {d: v for d, v in sorted(evaluated.items())},
                         "threshold": search["threshold"],
+                        **self._direct_summary(group),
+                        **_shipping(pair, self.spec.projection(label), ds.mean),
+                    }
+                )
+        return out
+
+    def _direct_summary(self, group: Group) -> dict[str, Any]:
+        """d_direct90 — the smallest directly trained network reaching the target — and the
+        direct curve {D: [mean accuracy of the best lr, std over seeds, that lr]}."""
+        if not group.direct:
+            return {}
+        curve: dict[int, list[float]] = {}
+        complete = True
+        for _, size, lr, specs in group.direct:
+            recs = [self.results.get(sp.run_id) for sp in specs]
+            if any(r is None for r in recs):
+                complete = False
+                continue
+            accs = [self.accuracy(r) for r in recs if r is not None]
+            mean = statistics.fmean(accs)
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            if size not in curve or mean > curve[size][0]:
+                curve[size] = [mean, std, lr]
+        d_direct = None
+        if group.target is not None:
+            passing = [size for size, (mean, _, _) in curve.items() if mean >= group.target]
+            d_direct = min(passing) if passing else None
+        return {
+            "d_direct90": d_direct,
+            "direct_curve": dict(sorted(curve.items())),
+            "direct_complete": complete,
+        }
+
+    def stability_rows(self) -> list[dict[str, Any]]:
+        """Per (pair, variant, projection, d): how many seeds diverged, loss spikes, the largest
+        loss jump, the condition number of P on sampled columns, and accuracy (issue 10 item 5)."""
+        out = []
+        for chain_key in sorted({(c.group, c.projection) for c in self.chains}):
+            group = self.groups[chain_key[0]]
+            pair = self.spec.pairs[group.pair]
+            by_d: dict[int, list[dict[str, Any]]] = {}
+            for c in self.chains:
+                if (c.group, c.projection) != chain_key:
+                    continue
+                for d in c.crossing.evaluated if c.crossing else {}:
+                    rec = self.results.get(self.subspace_spec(c, d).run_id)
+                    if rec is not None:
+                        by_d.setdefault(d, []).append(rec)
+            for d, recs in sorted(by_d.items()):
+                stats = [r.get("stats") or {} for r in recs]
+                conds = [float(x["cond_P_sample"]) for x in stats if x.get("cond_P_sample") is not None]
+                jumps = [
+                    float(x["max_loss_jump"])
+                    for x in stats
+                    if isinstance(x.get("max_loss_jump"), int | float) and not math.isnan(x["max_loss_jump"])
+                ]
+                out.append(
+                    {
+                        "architecture": pair.architecture,
+                        "dataset": pair.dataset,
+                        "variant": group.variant_label,
+                        "projection": chain_key[1],
+                        "d": d,
+                        "seeds": len(recs),
+                        "diverged": sum(r.get("status") == "diverged" for r in recs),
+                        "loss_spikes_mean": statistics.fmean(float(x.get("loss_spikes") or 0) for x in stats),
+                        "max_loss_jump": max(jumps) if jumps else None,
+                        "cond_P_sample": statistics.fmean(conds) if conds else None,
+                        "accuracy_mean": statistics.fmean(self.accuracy(r) for r in recs),
                     }
                 )
         return out
@@ -449,6 +559,32 @@ class StudyEngine:
         if not self.trained:
             return None
         return max(self.wall_s - self.wait_s - self.exec_s, 0.0) / self.trained
+
+
+def _shipping(pair: Any, entry: Any, d_mean: float | None) -> dict[str, Any]:
+    """Bytes to ship the subspace-trained model at d = d_int90 (names, seeds, θ_d, buffers:
+    :meth:`projbench.subspace.SubspaceModel.ship_bytes`) next to the full state_dict's size."""
+    if d_mean is None:
+        return {"bytes_to_ship": None, "state_dict_bytes": None}
+    try:
+        from projbench.architectures import make_model
+        from projbench.subspace import SubspaceModel, state_dict_bytes
+
+        d = max(round(d_mean), 1)
+        full = state_dict_bytes(make_model(pair.architecture, pair.dataset, seed=0))
+        # the payload does not depend on P's values: build the cheapest exact stand-in when
+        # the study's projection would be a large dense matrix
+        name = entry.name
+        from projbench.runs import parameter_count
+
+        if name == "dense" and parameter_count(pair.architecture, pair.dataset) * d > 5e7:
+            name = "sparse"
+        model = SubspaceModel.from_names(
+            pair.architecture, pair.dataset, name, d, 0, **(entry.options if name == entry.name else {})
+        )
+        return {"bytes_to_ship": model.ship_bytes(), "state_dict_bytes": full}
+    except Exception:  # noqa: BLE001 - an informational column must not break the table
+        return {"bytes_to_ship": None, "state_dict_bytes": None}
 
 
 def _failed_record(spec: RunSpec, error: str) -> dict[str, Any]:

@@ -58,6 +58,9 @@ CSV_COLUMNS = (
     "device_hours",
     "status",
     "message",
+    "d_direct90",
+    "bytes_to_ship",
+    "state_dict_bytes",
 )
 
 
@@ -152,8 +155,129 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
                 lambda r: "-" if r.get("ours_over_reference") is None else f"{r['ours_over_reference']:.2f}",
             ),
         ]
+    if any(r.get("d_direct90") is not None or r.get("direct_curve") for r in rows):
+        cols.append(("d_direct90", lambda r: _fmt(r.get("d_direct90"))))
+    if any(r.get("bytes_to_ship") for r in rows):
+        cols.append(("bytes to ship", lambda r: _fmt(r.get("bytes_to_ship"))))
+        cols.append(("state_dict bytes", lambda r: _fmt(r.get("state_dict_bytes"))))
     cols.append(("note", lambda r: r.get("message") or ""))
     return cols
+
+
+def robustness_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spread of d_int90 over the variants (axes) of a study, per (architecture, dataset,
+    projection): the number of variants with a d_int90, min, max, max/min and the coefficient
+    of variation (std/mean over variants, ddof = 1)."""
+    from projbench.search import SpreadStats
+
+    out = []
+    keys = list(dict.fromkeys((r["architecture"], r["dataset"], r["projection"]) for r in rows))
+    for key in keys:
+        group = [r for r in rows if (r["architecture"], r["dataset"], r["projection"]) == key]
+        if len(group) < 2:
+            continue
+        st = SpreadStats.of(r["d_int90_mean"] for r in group)
+        out.append(
+            {
+                "architecture": key[0],
+                "dataset": key[1],
+                "projection": key[2],
+                "variants": len(group),
+                "with_d_int90": st.n,
+                "min": st.minimum,
+                "max": st.maximum,
+                "max_over_min": (st.maximum / st.minimum) if st.minimum else None,
+                "cv": st.cv,
+                "argmin": next((r["variant"] for r in group if r["d_int90_mean"] == st.minimum), None),
+                "argmax": next((r["variant"] for r in group if r["d_int90_mean"] == st.maximum), None),
+            }
+        )
+    return out
+
+
+def stability_summary(srows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (pair, variant, projection): the smallest d from which every larger evaluated d is
+    unstable (a seed diverged or the mean number of loss spikes is ≥ 1), or None if stable."""
+    out = []
+    keys = list(
+        dict.fromkeys((r["architecture"], r["dataset"], r["variant"], r["projection"]) for r in srows)
+    )
+    for key in keys:
+        pts = [r for r in srows if (r["architecture"], r["dataset"], r["variant"], r["projection"]) == key]
+        unstable = [r["diverged"] > 0 or r["loss_spikes_mean"] >= 1 for r in pts]
+        start = None
+        for i in range(len(pts) - 1, -1, -1):
+            if not unstable[i]:
+                break
+            start = pts[i]["d"]
+        out.append(
+            {
+                "architecture": key[0],
+                "dataset": key[1],
+                "variant": key[2],
+                "projection": key[3],
+                "unstable_from_d": start,
+                "d_evaluated": len(pts),
+                "divergence_rate": sum(r["diverged"] for r in pts) / max(sum(r["seeds"] for r in pts), 1),
+                "max_cond": max(
+                    (r["cond_P_sample"] for r in pts if r["cond_P_sample"] is not None), default=None
+                ),
+            }
+        )
+    return out
+
+
+def simple_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str) -> Any:
+    """A rich table of plain dict rows (header, key)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for header, _ in columns:
+        table.add_column(header, overflow="fold")
+    for r in rows:
+        table.add_row(
+            *(
+                _fmt(r.get(k), 3 if isinstance(r.get(k), float) and abs(r.get(k) or 0) < 100 else 0)
+                for _, k in columns
+            )
+        )
+    return table
+
+
+ROBUSTNESS_COLUMNS = [
+    ("architecture", "architecture"),
+    ("dataset", "dataset"),
+    ("projection", "projection"),
+    ("variants", "variants"),
+    ("with d_int90", "with_d_int90"),
+    ("min", "min"),
+    ("max", "max"),
+    ("max/min", "max_over_min"),
+    ("CV", "cv"),
+    ("smallest at", "argmin"),
+    ("largest at", "argmax"),
+]
+STABILITY_COLUMNS = [
+    ("architecture", "architecture"),
+    ("dataset", "dataset"),
+    ("projection", "projection"),
+    ("d", "d"),
+    ("seeds", "seeds"),
+    ("diverged", "diverged"),
+    ("loss spikes (mean)", "loss_spikes_mean"),
+    ("max loss jump", "max_loss_jump"),
+    ("cond(P·E_S)", "cond_P_sample"),
+    ("accuracy", "accuracy_mean"),
+]
+STABILITY_SUMMARY_COLUMNS = [
+    ("architecture", "architecture"),
+    ("dataset", "dataset"),
+    ("projection", "projection"),
+    ("unstable from d", "unstable_from_d"),
+    ("d evaluated", "d_evaluated"),
+    ("divergence rate", "divergence_rate"),
+    ("largest cond", "max_cond"),
+]
 
 
 def _hours_label(rows: list[dict[str, Any]]) -> str:
@@ -273,6 +397,29 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
                     markeredgecolor="k",
                     label=f"d_int90 {r['projection']} = {r['d_int90_mean']:,.0f}",
                 )
+        direct = grp[0].get("direct_curve") or {}
+        if direct:
+            sizes = sorted(int(k) for k in direct)
+            dm = [float(direct[k][0]) if k in direct else float(direct[str(k)][0]) for k in sizes]
+            dsd = [float(direct[k][1]) if k in direct else float(direct[str(k)][1]) for k in sizes]
+            ax.errorbar(
+                sizes,
+                dm,
+                yerr=dsd,
+                fmt="s--",
+                ms=4,
+                capsize=3,
+                color="0.35",
+                label="direct small network (x = its D; best lr)",
+            )
+            if grp[0].get("d_direct90"):
+                ax.axvline(
+                    grp[0]["d_direct90"],
+                    color="0.35",
+                    ls=":",
+                    lw=1.2,
+                    label=f"d_direct90 = {grp[0]['d_direct90']:,}",
+                )
         base = grp[0]["baseline_accuracy"]
         if base is not None:
             ax.axhline(base, color="k", ls="--", lw=1, label=f"baseline {base:.3f}")
@@ -284,7 +431,7 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
                 label=f"{grp[0]['threshold']:.0%} of baseline",
             )
         ax.set_xscale("log")
-        ax.set_xlabel("subspace dimension d (log scale)")
+        ax.set_xlabel("subspace dimension d" + (" / trained parameters" if direct else "") + " (log scale)")
         ax.set_ylabel("test accuracy")
         d_text = f", D = {grp[0]['D']:,}" if grp[0]["D"] else ""
         vtext = f" [{variant}]" if variant != "-" else ""
@@ -376,6 +523,45 @@ def _std(values: list[float]) -> float:
         return 0.0
     m = sum(values) / len(values)
     return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def stability_figure(srows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> Path | None:
+    """Divergence rate, loss spikes and cond(P·E_S) against d, one colour per projection."""
+    if not srows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    keys = list(dict.fromkeys((r["architecture"], r["dataset"], r["projection"]) for r in srows))
+    for i, key in enumerate(keys):
+        pts = [r for r in srows if (r["architecture"], r["dataset"], r["projection"]) == key]
+        ds = [r["d"] for r in pts]
+        label = f"{key[2]} ({key[0]}/{key[1]})" if len({k[:2] for k in keys}) > 1 else key[2]
+        c = f"C{i % 10}"
+        axes[0].plot(ds, [r["diverged"] / max(r["seeds"], 1) for r in pts], "o-", color=c, label=label)
+        axes[1].plot(ds, [r["loss_spikes_mean"] for r in pts], "o-", color=c, label=label)
+        cond = [(r["d"], r["cond_P_sample"]) for r in pts if r["cond_P_sample"] is not None]
+        if cond:
+            axes[2].plot([x for x, _ in cond], [y for _, y in cond], "o-", color=c, label=label)
+    for ax, ylabel in zip(
+        axes, ("fraction of seeds diverged", "loss spikes per run (mean)", "cond(P on sampled columns)")
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel("subspace dimension d (log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[2].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Training stability against d")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "stability.png"
+    fig.savefig(path, dpi=120)
+    return path
 
 
 __all__ = [

@@ -106,6 +106,7 @@ def spec_from_stored(stored: dict[str, Any]) -> StudySpec:
         [PairSpec(**p) for p in stored["pairs"]],
         dict(stored.get("axes") or {}),
         dict(stored.get("direct") or {}),
+        dict(stored.get("measure") or {}),
     )
     return spec
 

@@ -67,6 +67,7 @@ TOP_KEYS = (
     "run",
     "axes",
     "direct",
+    "measure",
     "pairs",
     "name",
 )
@@ -126,6 +127,7 @@ class StudySpec:
     pairs: list[PairSpec]
     axes: dict[str, list[Any]]
     direct: dict[str, Any]
+    measure: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +139,7 @@ class StudySpec:
             "pairs": [asdict(p) for p in self.pairs],
             "axes": self.axes,
             "direct": self.direct,
+            "measure": self.measure,
         }
 
     def projection(self, label: str) -> ProjectionEntry:
@@ -267,6 +270,18 @@ def resolve(
             raise InvalidArgumentError(f"[axes] {key} must be a non-empty list of values")
     direct = dict(data.get("direct", {}))
     _check_keys(direct, ("sizes", "lrs"), "[direct]")
+    if direct:
+        sizes, lrs = direct.get("sizes", 6), direct.get("lrs", [])
+        if isinstance(sizes, bool) or not isinstance(sizes, int) or sizes < 2:
+            raise InvalidArgumentError(f"[direct] sizes must be an integer >= 2, got {sizes!r}")
+        if not isinstance(lrs, list) or not all(isinstance(x, int | float) and x > 0 for x in lrs):
+            raise InvalidArgumentError(f"[direct] lrs must be a list of positive learning rates, got {lrs!r}")
+        direct = {"sizes": sizes, "lrs": [float(x) for x in lrs]}
+    measure = dict(data.get("measure", {}))
+    _check_keys(measure, ("condition_columns",), "[measure]")
+    k = measure.get("condition_columns", 0)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise InvalidArgumentError(f"[measure] condition_columns must be an integer >= 0, got {k!r}")
     raw_pairs = data.get("pairs")
     if not isinstance(raw_pairs, list) or not raw_pairs:
         raise InvalidArgumentError("a study needs at least one [[pairs]] entry (architecture, dataset)")
@@ -312,6 +327,7 @@ def resolve(
         pairs,
         axes,
         direct,
+        {"condition_columns": k} if k else {},
     )
 
 

@@ -1,0 +1,115 @@
+"""The report's open questions (issue 10) as study presets, each run at smoke size on the
+embedded digits: robustness across recipes, direct small networks, burn-in, FastJL stability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from projbench.cli import cli
+from projbench.executors import InlinePool
+from projbench.study.report import robustness_rows, stability_summary, write_figures
+from projbench.study.runner import replay_study, run_study
+from projbench.study.spec import read_toml, resolve
+
+
+def smoke_sized(preset: str, arch: str = "mlp") -> Any:
+    """The preset with its experiment kept (axes, direct, measure, projections) and its budget cut."""
+    data, name = read_toml(preset)
+    data["pairs"] = [{"architecture": arch, "dataset": "digits"}]
+    data["recipe"] = {**data.get("recipe", {}), "lr": 2e-2, "epochs": 30, "max_steps": 40, "batch_size": 64}
+    data["run"] = {"threads": 1}
+    search = data.setdefault("search", {})
+    if search.get("method") == "grid":
+        search["grid"] = [16, 256, 2048]
+    else:
+        search.update(d_min=8, d_max=1024, rtol=1.0)
+    data["axes"] = {k: v[:2] for k, v in data.get("axes", {}).items()}
+    if "direct" in data:
+        data["direct"] = {"sizes": 3, "lrs": [1e-2, 3e-2]}
+    return resolve(data, name)
+
+
+def test_robustness_preset(tmp_path: Path) -> None:
+    spec = smoke_sized("robustness-mnist")
+    assert len(spec.variants()) == 8  # lr x optimizer x batch size, two values each
+    out = run_study(spec, tmp_path / "r", pool=InlinePool())
+    assert len(out.rows) == 8 and {r["axis_optimizer"] for r in out.rows} == {"adam", "sgd"}
+    robust = robustness_rows(out.rows)
+    assert len(robust) == 1 and robust[0]["variants"] == 8
+    r = robust[0]
+    if r["with_d_int90"] >= 2:
+        assert r["max_over_min"] >= 1 and r["cv"] is not None and r["argmin"] and r["argmax"]
+    pngs = {p.name for p in write_figures(out.rows, tmp_path / "fig")}
+    assert {"d_int90_vs_lr.png", "d_int90_vs_optimizer.png", "d_int90_vs_batch_size.png"} <= pngs or \
+        r["with_d_int90"] == 0
+
+
+def test_direct_vs_subspace_preset(tmp_path: Path) -> None:
+    out = run_study(smoke_sized("direct-vs-subspace"), tmp_path / "d", pool=InlinePool())
+    row = out.rows[0]
+    curve = row["direct_curve"]
+    assert len(curve) >= 2 and row["direct_complete"]
+    sizes = sorted(curve)
+    assert sizes[0] < sizes[-1] <= 4810  # direct networks span the search range, below the full mlp
+    assert all(lr in (1e-2, 3e-2) for _, _, lr in curve.values())
+    if row["d_direct90"] is not None:
+        assert row["d_direct90"] in curve and curve[row["d_direct90"]][0] >= row["target_accuracy"]
+    direct_runs = [r for r in out.engine.results.values() if r["identity"]["role"] == "direct"]
+    assert len(direct_runs) == len(curve) * 2 * 2  # sizes x lrs x seeds
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "d"), "--format", "csv", "--no-figures"])
+    assert "d_direct90" in result.stdout.splitlines()[0]
+
+
+def test_burn_in_preset(tmp_path: Path) -> None:
+    spec = smoke_sized("burn-in")
+    assert [v["burn_in"] for v in spec.variants()] == [0, 30]
+    out = run_study(spec, tmp_path / "b", pool=InlinePool())
+    burned = [r for r in out.engine.results.values() if r["identity"]["burn_in"] == 30]
+    assert burned and all(r["identity"]["role"] == "subspace" for r in burned)
+    assert {r["axis_burn_in"] for r in out.rows} == {0, 30}
+    # the same (d, seed) with and without burn-in are different runs with different results
+    key = lambda r: (r["identity"]["projection"], r["identity"]["d"], r["identity"]["seed"])  # noqa: E731
+    plain = {key(r): r["stats"]["test_accuracy"] for r in out.engine.results.values()
+             if r["identity"]["burn_in"] == 0 and r["identity"]["role"] == "subspace"}
+    both = [k for k in map(key, burned) if k in plain]
+    assert both and any(plain[k] != r["stats"]["test_accuracy"] for r in burned for k in [key(r)] if k in plain)
+
+
+def test_fastjl_stability_preset(tmp_path: Path) -> None:
+    spec = smoke_sized("fastjl-stability")
+    assert [p.label for p in spec.projections] == ["fastjl", "fastjl-report", "fastfood"]
+    assert spec.measure == {"condition_columns": 64}
+    run_study(spec, tmp_path / "s", pool=InlinePool())
+    outcome, _ = replay_study(tmp_path / "s")
+    srows = outcome.engine.stability_rows()
+    assert {r["projection"] for r in srows} == {"fastjl", "fastjl-report", "fastfood"}
+    assert all(r["cond_P_sample"] is not None and r["cond_P_sample"] >= 1 for r in srows)
+    assert all(r["seeds"] == 2 and 0 <= r["diverged"] <= 2 for r in srows)
+    summary = stability_summary(srows)
+    assert len(summary) == 3 and all("unstable_from_d" in s for s in summary)
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "s"), "--figures", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert "where training becomes unstable" in result.output
+    assert (tmp_path / "f" / "stability.png").stat().st_size > 1000
+
+
+def test_bytes_to_ship_column(tmp_path: Path) -> None:
+    out = run_study(smoke_sized("smoke"), tmp_path / "x", pool=InlinePool())
+    ok = [r for r in out.rows if r["d_int90_mean"] is not None]
+    assert ok
+    for r in ok:
+        assert 0 < r["bytes_to_ship"] < r["state_dict_bytes"]
+        assert r["bytes_to_ship"] >= 4 * r["d_int90_mean"]  # at least θ_d in float32
+
+
+@pytest.mark.parametrize("preset", ["robustness-mnist", "direct-vs-subspace", "burn-in", "fastjl-stability",
+                                    "cpu-budget", "li2018", "seed-report"])
+def test_every_preset_resolves(preset: str) -> None:
+    from projbench.study.spec import load_spec
+
+    spec = load_spec(preset)
+    assert spec.description and spec.pairs and spec.run_count()
