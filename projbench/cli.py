@@ -304,7 +304,7 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
               type=click.Choice(["table", "md", "csv", "html"]),
               help="Study tables: rich table on stderr, or md/csv/html on stdout (data only).")
 @click.option("--reference", type=click.Path(dir_okay=False, exists=True),
-              help="Study tables: CSV (architecture, dataset, projection, d_int90, source) to compare against.")
+              help="Study tables: CSV (architecture, dataset, projection, d_int90, source) to compare.")
 def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool, fmt: str,
                    reference: str | None) -> None:
     """Tables and PNG figures from results files, study folders, or directories of them.
@@ -334,7 +334,9 @@ def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool
         records.extend(run.cases)
     print_tables(records, console)
     if not no_figures:
-        target = Path(fig_dir) if fig_dir else runs[0].path.parent / f"{runs[0].path.stem}-figures"
+        from projbench.report import default_figure_dir
+
+        target = Path(fig_dir) if fig_dir else default_figure_dir([r.path for r in runs])
         for png in write_figures(records, target):
             click.echo(str(png))
 

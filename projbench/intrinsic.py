@@ -55,8 +55,17 @@ def intrinsic_spec(
         accepted = set(get_registry("projections").get(name).option_names())
         opts = {k: v for k, v in (options or {}).items() if k in accepted}
         entries.append({"label": name, "name": name, "options": opts} if opts else name)
-    data = {
-        "name": f"intrinsic-{architecture}-{dataset}",
+    name = f"intrinsic-{architecture}-{dataset}"
+    run = {
+        "train_subset": train_subset,
+        "test_subset": test_subset,
+        "device": device,
+        "dtype": dtype,
+        "threads": threads,
+        "per_layer": per_layer,
+    }
+    data: dict[str, Any] = {
+        "name": name,
         "seeds": list(seeds) if not isinstance(seeds, int) else seeds,
         "projections": entries,
         "search": {
@@ -80,8 +89,8 @@ def intrinsic_spec(
         },
         "pairs": [{"architecture": architecture, "dataset": dataset}],
     }
-    data["run"] = {k: v for k, v in data["run"].items() if v is not None}
-    return resolve(data, data["name"])
+    data["run"] = {k: v for k, v in run.items() if v is not None}
+    return resolve(data, name)
 
 
 def find_intrinsic_dim(

@@ -186,7 +186,7 @@ def robustness_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "with_d_int90": st.n,
                 "min": st.minimum,
                 "max": st.maximum,
-                "max_over_min": (st.maximum / st.minimum) if st.minimum else None,
+                "max_over_min": (st.maximum / st.minimum) if st.minimum and st.maximum is not None else None,
                 "cv": st.cv,
                 "argmin": next((r["variant"] for r in group if r["d_int90_mean"] == st.minimum), None),
                 "argmax": next((r["variant"] for r in group if r["d_int90_mean"] == st.maximum), None),
@@ -453,12 +453,14 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
         for j, proj in enumerate(projections):
             xs, ys, es = [], [], []
             for i, arch in enumerate(archs):
-                r = next((x for x in sub if x["architecture"] == arch and x["projection"] == proj), None)
-                if r is None or r["d_int90_mean"] is None:
+                hit: dict[str, Any] | None = next(
+                    (x for x in sub if x["architecture"] == arch and x["projection"] == proj), None
+                )
+                if hit is None or hit["d_int90_mean"] is None:
                     continue
                 xs.append(i + (j - (len(projections) - 1) / 2) * width)
-                ys.append(r["d_int90_mean"])
-                es.append(r["d_int90_std"] or 0.0)
+                ys.append(hit["d_int90_mean"])
+                es.append(hit["d_int90_std"] or 0.0)
             if xs:
                 ax.errorbar(xs, ys, yerr=es, fmt="o", capsize=4, color=colours[proj], label=proj)
         ax.set_xticks(range(len(archs)), archs)
