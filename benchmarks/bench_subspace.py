@@ -38,9 +38,11 @@ from projbench.errors import ProjbenchError
 DEFAULT_PROJECTIONS = ("fastfood", "fastjl", "dense", "sparse")
 
 
-def _step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+def _step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             optimizer: str = "adam") -> Callable[[], None]:
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-3)
+    opt: torch.optim.Optimizer = (torch.optim.Adam(params, lr=1e-3) if optimizer == "adam"
+                                  else torch.optim.SGD(params, lr=1e-2))
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -65,7 +67,7 @@ def _round(fn: Callable[[], None], steps: int, device: torch.device) -> float:
 
 
 def bench_steps(arch: str, dataset: str, projections: list[str], d: int, batch: int, rounds: int,
-                steps: int, device: torch.device, seed: int = 0) -> dict[str, Any]:
+                steps: int, device: torch.device, seed: int = 0, optimizer: str = "adam") -> dict[str, Any]:
     """Median step time (s) of plain and subspace training, interleaved round by round."""
     from projbench.datasets import DatasetSpec
     from projbench.manager import get_registry
@@ -76,7 +78,7 @@ def bench_steps(arch: str, dataset: str, projections: list[str], d: int, batch: 
     y = torch.randint(0, spec.num_classes, (batch,), generator=g).to(device)
     plain = projbench.make_model(arch, dataset, seed=seed).to(device).train()
     D = projbench.count_parameters(plain)
-    fns: dict[str, Callable[[], None]] = {"plain": _step_fn(plain, x, y)}
+    fns: dict[str, Callable[[], None]] = {"plain": _step_fn(plain, x, y, optimizer)}
     errors: dict[str, str] = {}
     proj_times: dict[str, dict[str, float]] = {}
     for name in projections:
@@ -86,7 +88,7 @@ def bench_steps(arch: str, dataset: str, projections: list[str], d: int, batch: 
         except ProjbenchError as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
             continue
-        fns[name] = _step_fn(sm, x, y)
+        fns[name] = _step_fn(sm, x, y, optimizer)
         P = sm.projection
         theta = torch.randn(d, generator=g).to(device)
         grad = torch.randn(D, generator=g).to(device)
@@ -115,6 +117,7 @@ def bench_steps(arch: str, dataset: str, projections: list[str], d: int, batch: 
             **proj_times.get(name, {}),
         }
     return {"arch": arch, "dataset": dataset, "D": D, "d": d, "batch": batch, "device": str(device),
+            "optimizer": optimizer,
             "rounds": rounds, "steps_per_round": steps, "rows": rows, "errors": errors}
 
 

@@ -205,6 +205,20 @@ def test_fastjl_stays_well_conditioned_as_d_grows() -> None:
     assert 0.5 < float(sv.min()) and float(sv.max()) < 1.5
 
 
+@pytest.mark.parametrize("name", ["fastfood", "fastjl"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_agrees_with_float64(name: str, dtype: torch.dtype) -> None:
+    """The scales folded into the FWHT keep half-precision results in range (relative error of
+    the largest entry within a few bf16 ulps)."""
+    p64 = projbench.make_projection(name, d=100, D=5000, seed=1, dtype=torch.float64)
+    p = projbench.make_projection(name, d=100, D=5000, seed=1, dtype=dtype)
+    theta = torch.randn(2, 100, dtype=torch.float64)
+    y = torch.randn(2, 5000, dtype=torch.float64)
+    for got, ref in ((p(theta.to(dtype)), p64(theta)), (p.adjoint(y.to(dtype)), p64.adjoint(y))):
+        assert got.dtype == dtype
+        assert float((got.double() - ref).abs().max()) < 0.05 * float(ref.abs().max())
+
+
 def test_fastjl_state_and_backward() -> None:
     p = projbench.make_projection("fastjl", d=50, D=3000, seed=2, dtype=torch.float64)
     assert p.ps_rows.dtype == torch.int32 and p.ps_cols.dtype == torch.int32

@@ -58,9 +58,10 @@ def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """out[..., k] = table[..., index[k]] for a (B, m) table and an int32/int64 (n,) index.
 
     On the CPU, ``index_select`` along dim 1 of a 2-D tensor takes a slow strided path (10–30×
-    the 1-D cost at n = 2^20), so rows are gathered one by one with the 1-D kernel."""
+    the 1-D cost at n = 2^20, even for one row), so rows are gathered one by one with the 1-D
+    kernel."""
     rows = table.shape[0]
-    if table.device.type != "cpu" or rows == 1:
+    if table.device.type != "cpu":
         return torch.index_select(table, -1, index)
     out = torch.empty(rows, index.numel(), dtype=table.dtype, device=table.device)
     for i in range(rows):

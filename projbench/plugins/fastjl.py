@@ -39,7 +39,8 @@ E‖P e_j‖² = 1 contract check (every algebraic check — dense agreement, ex
 applies).
 
 Storage and cost. P_s is kept as COO triplets (row, column: int32; value), 12 bytes per
-nonzero in float32, sorted by row. The forward's P_sᵀθ is a scatter of the d·q·L products
+nonzero in float32, sorted by column, so that both directions sweep the length-L side in
+increasing order. The forward's P_sᵀθ is a scatter of the d·q·L products
 θ_row·value into a zeroed length-L vector (``index_add_``); the adjoint's P_s u a gather of
 u at the nonzero columns, multiplied by the values and summed into d bins — O(nnz + L) work
 that never scans an L-row CSR. The scale c/√L rides in the FWHT's first pass; the signs are
@@ -83,7 +84,7 @@ class FastJLProjection(Projection):
 
     name = "fastjl"
     signs: torch.Tensor  # (L,) Rademacher D_s
-    ps_rows: torch.Tensor  # (nnz,) int32 row of each nonzero of P_s (sorted)
+    ps_rows: torch.Tensor  # (nnz,) int32 row of each nonzero of P_s (column-major order)
     ps_cols: torch.Tensor  # (nnz,) int32 column
     ps_vals: torch.Tensor  # (nnz,) value
     summary = (
@@ -123,9 +124,12 @@ class FastJLProjection(Projection):
         rows, cols = pos // L, pos % L
         std = 1.0 / math.sqrt(self.q) if variant == "ailon-chazelle" else self.q ** (-1.0 / 6.0)
         values = torch.randn(pos.numel(), generator=g, dtype=torch.float64) * std
+        # Column-major order: the forward's scatter into L entries and the adjoint's gather from
+        # them then sweep memory in increasing order (the d-sized side stays in cache).
+        order = torch.argsort(cols, stable=True)
+        rows, cols, values = rows[order], cols[order], values[order]
         dev = self._init_device
         self.register_buffer("signs", signs.to(dtype=dtype, device=dev))
-        # P_s is d×L, row-major positions: already sorted by row.
         self.register_buffer("ps_rows", rows.to(torch.int32).to(dev))
         self.register_buffer("ps_cols", cols.to(torch.int32).to(dev))
         self.register_buffer("ps_vals", values.to(dtype=dtype, device=dev))
@@ -150,10 +154,10 @@ class FastJLProjection(Projection):
         """P_sᵀ θ for θ (B, d): (B, L), a scatter-add of the nnz products θ_row·value."""
         rows = theta.shape[0]
         out = torch.zeros(rows, self.L, dtype=theta.dtype, device=theta.device)
-        if theta.device.type != "cpu" or rows == 1:
+        if theta.device.type != "cpu":
             out.index_add_(1, self.ps_cols, torch.index_select(theta, 1, self.ps_rows) * self.ps_vals)
             return out
-        for i in range(rows):  # the 1-D kernels; index_add_ along dim 1 of a 2-D tensor is slow on CPU
+        for i in range(rows):  # the 1-D kernels: along dim 1 of a 2-D tensor they are ~10x slower on CPU
             out[i].index_add_(0, self.ps_cols, torch.index_select(theta[i], 0, self.ps_rows) * self.ps_vals)
         return out
 
@@ -161,7 +165,7 @@ class FastJLProjection(Projection):
         """P_s u for u (B, L): (B, d), a gather at the nonzero columns and a sum per row."""
         rows = u.shape[0]
         out = torch.zeros(rows, self.d, dtype=u.dtype, device=u.device)
-        if u.device.type != "cpu" or rows == 1:
+        if u.device.type != "cpu":
             out.index_add_(1, self.ps_rows, torch.index_select(u, 1, self.ps_cols) * self.ps_vals)
             return out
         for i in range(rows):

@@ -1,0 +1,402 @@
+"""Issue 8's ratios side by side, in one run (``python -m benchmarks.bench_ratios [--quick]``).
+
+Four sections, every contender of a section timed *interleaved*, round by round, in this one
+process (so machine load hits all alike); each time is the median over rounds of the mean call
+time in a round (inner loop calibrated to ≥ ``--sample-ms``), with its IQR. A ratio A/B is the
+median of the per-round ratios (paired, hence steadier than the ratio of medians) with its IQR
+in brackets. A time whose IQR exceeds 25 % of its median is flagged ``unstable``.
+
+1. **FWHT**: ``projbench.fwht`` (default pure-PyTorch backend) vs ``fht-cpu`` in place on a
+   numpy array (the library's own best case), ``fht-cpu`` through projbench's backend (one copy
+   for a new result), and the naive split/concatenate loop, for n = 2^16…2^22, batch 1/8/64
+   (batch·n ≤ ``--max-elements``). Ratios: ours ÷ fht-cpu, naive ÷ ours.
+2. **Projections** at d = 1000, batch 1, D ∈ {199,210 (FC-MNIST), 2^20, 2^22}: one FWHT of
+   length L; fastfood forward / adjoint / forward+backward (autograd) — also with the
+   ``fht-cpu`` backend — and the *textbook* Fastfood forward (two full-length FWHTs and a
+   gather over L, the construction before issue 8, same matrix); fastjl and sparse likewise.
+   Ratios: fastfood fwd ÷ FWHT, backward ÷ forward, fastjl ÷ fastfood, sparse ÷ fastfood.
+3. **JL quality** of the same constructions (the permutation is now applied through its
+   residues mod m, the matrix is unchanged): distortion of the sketch on Gaussian points against
+   the Gaussian ideal χ²_d/d, and the maximum difference to the textbook matrix.
+4. **Subspace step ÷ plain step**: FC and LeNet on MNIST-shaped inputs, batch 128, d = 1000,
+   SGD (as issue 8 measured), fastfood / fastjl / sparse.
+
+Writes results/bench_ratios_<device>[_<tag>].json and .md and prints the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import projbench
+from benchmarks import machine_info, machine_line, md_table, write_results
+from benchmarks.bench_fwht import fwht_naive
+from projbench.fwht import fwht, next_power_of_two, use_backend
+
+UNSTABLE_IQR = 0.25
+
+
+# ---------------------------------------------------------------------------------------------
+# interleaved timing
+# ---------------------------------------------------------------------------------------------
+def _calibrate(fn: Callable[[], object], sample_s: float) -> int:
+    fn()
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    return max(1, min(10_000, math.ceil(sample_s / one)))
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int, sample_s: float) -> dict[str, list[float]]:
+    """Per-call seconds of every ``fns`` entry, ``rounds`` samples each, taken round-robin."""
+    inner = {k: _calibrate(f, sample_s) for k, f in fns.items()}
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner[k]):
+                f()
+            samples[k].append((time.perf_counter() - t0) / inner[k])
+    return samples
+
+
+def summary(s: list[float]) -> dict[str, Any]:
+    med = statistics.median(s)
+    q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
+    iqr = q[2] - q[0]
+    return {"median_ms": 1e3 * med, "iqr_ms": 1e3 * iqr, "unstable": iqr > UNSTABLE_IQR * med,
+            "samples_ms": [1e3 * v for v in s]}
+
+
+def paired_ratio(a: list[float], b: list[float]) -> dict[str, float]:
+    """Median and IQR of the per-round ratios a_i / b_i."""
+    r = [x / y for x, y in zip(a, b, strict=True)]
+    q = statistics.quantiles(r, n=4) if len(r) >= 2 else [r[0], r[0], r[0]]
+    return {"ratio": statistics.median(r), "q1": q[0], "q3": q[2]}
+
+
+def rtxt(r: dict[str, float] | None) -> str:
+    return "—" if r is None else f"{r['ratio']:.2f}× [{r['q1']:.2f}–{r['q3']:.2f}]"
+
+
+def mtxt(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "—"
+    return f"{s['median_ms']:.3g} ± {s['iqr_ms']:.2g}" + (" ⚠unstable" if s["unstable"] else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. FWHT
+# ---------------------------------------------------------------------------------------------
+def fht_cpu_inplace(x: torch.Tensor) -> Callable[[], object] | None:
+    try:
+        import fht_cpu
+    except ImportError:
+        return None
+    arr = x.numpy().copy()
+    threads = torch.get_num_threads()
+    if arr.shape[0] == 1:
+        row = arr[0]
+        return lambda: fht_cpu.fht(row)
+    return lambda: fht_cpu.fht(arr, num_threads=threads)
+
+
+def section_fwht(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for batch in (1, 8, 64):
+        for k in args.fwht_exps:
+            n = 1 << k
+            if batch * n > args.max_elements:
+                continue
+            x = torch.randn(batch, n)
+            fns: dict[str, Callable[[], object]] = {"ours": lambda x=x: fwht(x)}
+            inplace = fht_cpu_inplace(x)
+            if inplace is not None:
+                fns["fht-cpu"] = inplace
+                fns["fht-cpu via projbench"] = lambda x=x: fwht(x, backend="fht-cpu")
+            fns["naive"] = lambda x=x: fwht_naive(x)
+            with torch.no_grad():
+                s = interleaved(fns, args.rounds, args.sample_s)
+            row: dict[str, Any] = {"n": n, "log2n": k, "batch": batch,
+                                   "times": {name: summary(v) for name, v in s.items()}}
+            if "fht-cpu" in s:
+                row["ours_over_fhtcpu"] = paired_ratio(s["ours"], s["fht-cpu"])
+                row["backend_over_fhtcpu"] = paired_ratio(s["fht-cpu via projbench"], s["fht-cpu"])
+            row["naive_over_ours"] = paired_ratio(s["naive"], s["ours"])
+            rows.append(row)
+            print(f"fwht 2^{k} batch {batch}: ours {mtxt(row['times']['ours'])} ms, "
+                  f"ours/fht-cpu {rtxt(row.get('ours_over_fhtcpu'))}, "
+                  f"naive/ours {rtxt(row['naive_over_ours'])}", file=sys.stderr, flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. projections
+# ---------------------------------------------------------------------------------------------
+class TextbookFastfood:
+    """The Fastfood forward before issue 8 (same matrix as ``fastfood``, same seed): two FWHTs of
+    length L, a gather over L with the full permutation, five full-length multiplies."""
+
+    def __init__(self, d: int, D: int, seed: int = 0) -> None:
+        L = next_power_of_two(max(D, d))
+        g = torch.Generator().manual_seed(seed)
+        self.signs = torch.randint(0, 2, (L,), generator=g).float() * 2 - 1
+        self.perm = torch.randperm(L, generator=g)
+        self.gauss = torch.randn(L, generator=g, dtype=torch.float32)
+        self.scale = L / math.sqrt(D * float((self.gauss.double() ** 2).sum()))
+        self.L, self.d, self.D = L, d, D
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        x = F.pad(theta, (0, self.L - self.d)) * self.signs
+        x = fwht(x, normalized=True)
+        x = torch.index_select(x, -1, self.perm) * self.gauss
+        x = fwht(x, normalized=True)
+        return x[..., : self.D] * self.scale
+
+
+def _fwd_bwd(P: Callable[[torch.Tensor], torch.Tensor], d: int, D: int) -> Callable[[], object]:
+    theta = torch.randn(d, requires_grad=True)
+    g = torch.randn(D)
+
+    def step() -> None:
+        theta.grad = None
+        P(theta).backward(g)
+
+    return step
+
+
+def section_projections(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for D in args.proj_Ds:
+        row = projection_row(args, D)
+        rows.append(row)
+        t = row["times"]
+        print(f"D={D:,}: fwht {mtxt(t['fwht L'])}  fastfood fwd {mtxt(t['fastfood fwd'])} "
+              f"(textbook {mtxt(t['textbook fastfood fwd'])})  fastjl fwd {mtxt(t['fastjl fwd'])}  "
+              f"sparse fwd {mtxt(t['sparse fwd'])} ms", file=sys.stderr, flush=True)
+    return rows
+
+
+def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
+    """Every projection contender at one D, interleaved."""
+    d = args.d
+    L = next_power_of_two(D)
+    theta, y, xL = torch.randn(d), torch.randn(D), torch.randn(L)
+    ff = projbench.make_projection("fastfood", d=d, D=D)
+    fj = projbench.make_projection("fastjl", d=d, D=D)
+    sp = projbench.make_projection("sparse", d=d, D=D)
+    old = TextbookFastfood(d, D)
+    fns: dict[str, Callable[[], object]] = {
+        "fwht L": lambda: fwht(xL),
+        "fastfood fwd": lambda: ff(theta), "fastfood adj": lambda: ff.adjoint(y),
+        "fastfood fwd+bwd": _fwd_bwd(ff, d, D),
+        "textbook fastfood fwd": lambda: old(theta),
+        "fastjl fwd": lambda: fj(theta), "fastjl adj": lambda: fj.adjoint(y),
+        "fastjl fwd+bwd": _fwd_bwd(fj, d, D),
+        "sparse fwd": lambda: sp(theta), "sparse adj": lambda: sp.adjoint(y),
+        "sparse fwd+bwd": _fwd_bwd(sp, d, D),
+    }
+    has_fht = fht_cpu_inplace(torch.zeros(1, 2)) is not None
+    if has_fht:
+        def with_fht(fn: Callable[[], object]) -> Callable[[], object]:
+            def call() -> object:
+                prev = use_backend("fht-cpu")
+                try:
+                    return fn()
+                finally:
+                    use_backend(prev)
+            return call
+
+        fns["fastfood fwd (fht-cpu)"] = with_fht(lambda: ff(theta))
+        fns["fastfood fwd+bwd (fht-cpu)"] = with_fht(_fwd_bwd(ff, d, D))
+        fns["fastjl fwd (fht-cpu)"] = with_fht(lambda: fj(theta))
+    with torch.no_grad():
+        nograd = {k: v for k, v in fns.items() if "bwd" not in k}
+        s = interleaved(nograd, args.rounds, args.sample_s)
+    s.update(interleaved({k: v for k, v in fns.items() if "bwd" in k}, args.rounds, args.sample_s))
+    # backward alone = (fwd+bwd) − fwd, per round
+    for name in ("fastfood", "fastjl", "sparse"):
+        s[f"{name} bwd"] = [max(a - b, 1e-9) for a, b in zip(s[f"{name} fwd+bwd"], s[f"{name} fwd"],
+                                                               strict=True)]
+    if has_fht:
+        s["fastfood bwd (fht-cpu)"] = [max(a - b, 1e-9) for a, b in
+                                       zip(s["fastfood fwd+bwd (fht-cpu)"], s["fastfood fwd (fht-cpu)"],
+                                           strict=True)]
+    row: dict[str, Any] = {
+        "D": D, "L": L, "d": d, "times": {k: summary(v) for k, v in s.items()},
+        "state_bytes": {"fastfood": ff.memory_bytes(), "fastjl": fj.memory_bytes(),
+                        "sparse": sp.memory_bytes()},
+        "ratios": {
+            "fastfood fwd / fwht L": paired_ratio(s["fastfood fwd"], s["fwht L"]),
+            "textbook fastfood fwd / fwht L": paired_ratio(s["textbook fastfood fwd"], s["fwht L"]),
+            "fastfood bwd / fwd": paired_ratio(s["fastfood bwd"], s["fastfood fwd"]),
+            "fastjl fwd / fwht L": paired_ratio(s["fastjl fwd"], s["fwht L"]),
+            "fastjl bwd / fwd": paired_ratio(s["fastjl bwd"], s["fastjl fwd"]),
+            "fastjl fwd / fastfood fwd": paired_ratio(s["fastjl fwd"], s["fastfood fwd"]),
+            "fastjl fwd+bwd / fastfood fwd+bwd": paired_ratio(s["fastjl fwd+bwd"], s["fastfood fwd+bwd"]),
+            "sparse fwd+bwd / fastfood fwd+bwd": paired_ratio(s["sparse fwd+bwd"], s["fastfood fwd+bwd"]),
+        },
+    }
+    if has_fht:
+        row["ratios"]["fastfood(fht-cpu) fwd / fwht L"] = paired_ratio(s["fastfood fwd (fht-cpu)"],
+                                                                       s["fwht L"])
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. JL quality
+# ---------------------------------------------------------------------------------------------
+def section_quality(args: argparse.Namespace) -> dict[str, Any]:
+    from projbench.metrics.distortion import chi2_ideal, default_eps, ratio_stats, sketch_ratios
+
+    d, D, n = 256, 1 << 14, args.points
+    X = torch.randn(n, D, generator=torch.Generator().manual_seed(1))
+    eps = default_eps(d)
+    out: dict[str, Any] = {"d": d, "D": D, "points": n, "eps": eps, "ideal": chi2_ideal(d, eps), "rows": {}}
+    for name in ("dense", "fastfood", "fastjl", "sparse"):
+        per_seed = []
+        for seed in range(args.quality_seeds):
+            P = projbench.make_projection(name, d=d, D=D, seed=seed)
+            _norms, pairs = sketch_ratios(P, X)
+            per_seed.append(ratio_stats(pairs, d, eps))
+        out["rows"][name] = {k: statistics.mean(s[k] for s in per_seed) for k in per_seed[0]}
+    # the new fastfood is the textbook matrix (small size: the textbook needs L×L dense)
+    dd, DD = 64, 2048
+    P = projbench.make_projection("fastfood", d=dd, D=DD, seed=3, dtype=torch.float64)
+    old = TextbookFastfood(dd, DD, seed=3)
+    eye = torch.eye(dd)
+    ref = old(eye).double().T
+    out["max_abs_diff_to_textbook"] = float((P.to_dense() - ref).abs().max())
+    out["textbook_check_size"] = {"d": dd, "D": DD}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. subspace step
+# ---------------------------------------------------------------------------------------------
+def section_subspace(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from benchmarks.bench_subspace import bench_steps
+
+    res = []
+    for arch in ("fc", "lenet"):
+        r = bench_steps(arch, "mnist", ["fastfood", "fastjl", "sparse"], d=args.d, batch=128,
+                        rounds=args.rounds, steps=args.steps, device=torch.device("cpu"), optimizer="sgd")
+        res.append(r)
+        print(f"{arch}: " + "  ".join(f"{k} {v['ratio_to_plain']:.2f}×" for k, v in r["rows"].items()),
+              file=sys.stderr, flush=True)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+def markdown(p: dict[str, Any]) -> str:
+    lines = ["### Issue 8 ratios, one run (`python -m benchmarks.bench_ratios"
+             + (" --quick" if p["settings"]["quick"] else "") + "`)", "", machine_line(p["machine"]),
+             "Times: median ± IQR over interleaved rounds (ms). Ratios: median of per-round ratios "
+             "[IQR]. ⚠unstable: IQR > 25 % of the median.", ""]
+    lines += ["**FWHT** (float32)", ""]
+    rows = [[f"2^{r['log2n']}", r["batch"], mtxt(r["times"]["ours"]), mtxt(r["times"].get("fht-cpu")),
+             rtxt(r.get("ours_over_fhtcpu")), rtxt(r.get("backend_over_fhtcpu")),
+             mtxt(r["times"]["naive"]), rtxt(r["naive_over_ours"])] for r in p["fwht"]]
+    lines += [md_table(["n", "batch", "ours ms", "fht-cpu (in place) ms", "ours ÷ fht-cpu",
+                        "fht-cpu backend ÷ in place", "naive ms", "naive ÷ ours"], rows), ""]
+    lines += [f"**Projections** (d = {p['projections'][0]['d'] if p['projections'] else '—'}, batch 1, "
+              "float32; bwd = (fwd+bwd) − fwd)", ""]
+    rows = []
+    for r in p["projections"]:
+        t = r["times"]
+        rows.append([f"{r['D']:,}", mtxt(t["fwht L"]), mtxt(t["fastfood fwd"]), mtxt(t["fastfood bwd"]),
+                     mtxt(t["textbook fastfood fwd"]), mtxt(t.get("fastfood fwd (fht-cpu)")),
+                     mtxt(t["fastjl fwd"]), mtxt(t["fastjl bwd"]), mtxt(t["sparse fwd"]),
+                     mtxt(t["sparse bwd"])])
+    lines += [md_table(["D", "FWHT of L", "fastfood fwd", "fastfood bwd", "textbook fastfood fwd",
+                        "fastfood fwd, fht-cpu", "fastjl fwd", "fastjl bwd", "sparse fwd", "sparse bwd"],
+                       rows), ""]
+    names = list(p["projections"][0]["ratios"]) if p["projections"] else []
+    rows = [[n, *[rtxt(r["ratios"].get(n)) for r in p["projections"]]] for n in names]
+    lines += [md_table(["ratio", *[f"D = {r['D']:,}" for r in p["projections"]]], rows), ""]
+    rows = [[n, *[f"{r['state_bytes'][n] / r['L']:.2f}" for r in p["projections"]]]
+            for n in ("fastfood", "fastjl", "sparse")]
+    lines += ["State bytes per padded coordinate:", "",
+              md_table(["projection", *[f"L = {r['L']:,}" for r in p["projections"]]], rows), ""]
+    q = p["quality"]
+    lines += [f"**JL quality** (pairwise-distance ratios of the sketch, d = {q['d']}, D = {q['D']:,}, "
+              f"{q['points']} Gaussian points, mean over {p['settings']['quality_seeds']} seeds; "
+              f"ideal χ²_d/d std {q['ideal']['ideal_std']:.4f}, fraction outside 1±{q['eps']} "
+              f"{q['ideal']['ideal_frac_out']:.4f})", ""]
+    rows = [[n, f"{v['mean']:.4f}", f"{v['std']:.4f}", f"{v['max_dev']:.3f}", f"{v['frac_out']:.4f}",
+             f"{v['ks']:.3f}"] for n, v in q["rows"].items()]
+    lines += [md_table(["projection", "mean", "std", "max |r−1|", "frac outside", "KS"], rows), "",
+              f"fastfood (one FWHT per direction) vs the textbook H·G·Π·H·B matrix at "
+              f"d = {q['textbook_check_size']['d']}, D = {q['textbook_check_size']['D']}: max |difference| "
+              f"{q['max_abs_diff_to_textbook']:.2e} (float64 vs float32).", ""]
+    lines += ["**Subspace step ÷ plain step** (SGD, batch 128, MNIST-shaped input, d = "
+              f"{p['settings']['d']})", ""]
+    rows = []
+    for b in p["subspace"]:
+        for name, r in b["rows"].items():
+            rows.append([b["arch"], f"{b['D']:,}", name, f"{r['step_ms']:.2f}",
+                         f"{r['step_iqr_ms']:.2f}" if r.get("step_iqr_ms") is not None else "—",
+                         f"{r['ratio_to_plain']:.2f}×"])
+    lines += [md_table(["arch", "D", "model", "step ms", "IQR ms", "÷ plain"], rows)]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_ratios", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer sizes and rounds (~3 min on 2 cores)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--d", type=int, default=1000)
+    ap.add_argument("--tag", default=None)
+    ap.add_argument("--out-dir", default=None)
+    ap.add_argument("--sections", default="fwht,projections,quality,subspace")
+    args = ap.parse_args(argv)
+    args.rounds = args.rounds or (5 if args.quick else 9)
+    args.steps = 3 if args.quick else 5
+    args.sample_s = 0.02 if args.quick else 0.05
+    args.fwht_exps = [16, 18, 20] if args.quick else [16, 18, 20, 22]
+    args.max_elements = 1 << (22 if args.quick else 24)
+    args.proj_Ds = [199_210, 1 << 20] if args.quick else [199_210, 1 << 20, 1 << 22]
+    args.points = 100 if args.quick else 200
+    args.quality_seeds = 2 if args.quick else 4
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = set(args.sections.split(","))
+    payload: dict[str, Any] = {"benchmark": "ratios", "machine": machine_info("cpu"),
+                               "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+                               "fwht": [], "projections": [], "quality": None, "subspace": []}
+    t0 = time.perf_counter()
+    if "fwht" in sections:
+        payload["fwht"] = section_fwht(args)
+    if "projections" in sections:
+        payload["projections"] = section_projections(args)
+    if "quality" in sections:
+        payload["quality"] = section_quality(args)
+    if "subspace" in sections:
+        payload["subspace"] = section_subspace(args)
+    payload["wall_s"] = time.perf_counter() - t0
+    md = markdown(payload) if sections >= {"fwht", "projections", "quality", "subspace"} else ""
+    json_path, md_path = write_results("bench_ratios", "cpu", payload, md or "(partial run)", args.out_dir,
+                                       args.tag)
+    print(md)
+    print(f"\nwrote {json_path} and {md_path} ({payload['wall_s']:.0f} s)", file=sys.stderr)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
