@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_fwht
 	$(PY) -m benchmarks.bench_projections
 	$(PY) -m benchmarks.bench_subspace
+	$(PY) -m benchmarks.bench_study
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check projbench tests plugins benchmarks
