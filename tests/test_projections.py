@@ -221,7 +221,7 @@ def test_half_precision_agrees_with_float64(name: str, dtype: torch.dtype) -> No
 
 def test_fastjl_state_and_backward() -> None:
     p = projbench.make_projection("fastjl", d=50, D=3000, seed=2, dtype=torch.float64)
-    assert p.ps_rows.dtype == torch.int32 and p.ps_cols.dtype == torch.int32
+    assert p.ps.rows.dtype == torch.int32 and p.ps.cols.dtype == torch.int32
     assert p.memory_bytes() == 8 * p.L + (4 + 4 + 8) * p.nnz
     theta = torch.randn(3, 50, dtype=torch.float64, requires_grad=True)
     y = torch.randn(3, 3000, dtype=torch.float64)

@@ -38,15 +38,16 @@ default. Its instances report ``unit_columns = False``, which exempts them from 
 E‖P e_j‖² = 1 contract check (every algebraic check — dense agreement, exact adjoint — still
 applies).
 
-Storage and cost. P_s is kept as COO triplets (row, column: int32; value), 12 bytes per
-nonzero in float32, sorted by column, so that both directions sweep the length-L side in
-increasing order. The forward's P_sᵀθ is a scatter of the d·q·L products
-θ_row·value into a zeroed length-L vector (``index_add_``); the adjoint's P_s u a gather of
-u at the nonzero columns, multiplied by the values and summed into d bins — O(nnz + L) work
-that never scans an L-row CSR. The scale c/√L rides in the FWHT's first pass; the signs are
-applied to the D kept entries only (forward) or while zero-padding (adjoint). The backward of
-each direction is the other one (:func:`projbench.projection.linear_map`). Positions are an
-exact Bernoulli(q) process, values from a CPU ``torch.Generator().manual_seed(seed)``.
+Storage and cost. P_s is kept as COO triplets (row, column: int32; value;
+:class:`projbench.sparse_ops.CooMatrix`), 12 bytes per nonzero in float32, sorted by column,
+so that both directions sweep the length-L side in increasing order. The forward's P_sᵀθ is a
+scatter of the d·q·L products θ_row·value into a zeroed length-L vector (``index_add_``); the
+adjoint's P_s u a gather of u at the nonzero columns, multiplied by the values and summed into
+d bins — O(nnz + L) work that never scans an L-row CSR. The scale c/√L rides in the FWHT's
+first pass; the signs are applied to the D kept entries only (forward) or while zero-padding
+(adjoint). The backward of each direction is the other one
+(:func:`projbench.projection.linear_map`). Positions are an exact Bernoulli(q) process, values
+from a CPU ``torch.Generator().manual_seed(seed)``.
 State O(d·q·L + L), time O(L log L + d·q·L).
 """
 
@@ -61,7 +62,7 @@ from projbench.fwht import fwht, next_power_of_two
 from projbench.hookspecs import hookimpl
 from projbench.projection import Projection, check_state_budget, linear_map
 from projbench.registry import Registry
-from projbench.sparse_ops import bernoulli_positions, check_probability
+from projbench.sparse_ops import CooMatrix, bernoulli_positions, check_probability
 
 #: default state budget (bytes), as for ``dense``
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -84,9 +85,6 @@ class FastJLProjection(Projection):
 
     name = "fastjl"
     signs: torch.Tensor  # (L,) Rademacher D_s
-    ps_rows: torch.Tensor  # (nnz,) int32 row of each nonzero of P_s (column-major order)
-    ps_cols: torch.Tensor  # (nnz,) int32 column
-    ps_vals: torch.Tensor  # (nnz,) value
     summary = (
         "Ailon-Chazelle FJLT P_s·H·D_s used transposed; sparse P_s, q = min(1, ln²L/L) "
         "(variant=report: the seed report's unnormalised q^(-1/3) construction)"
@@ -130,9 +128,7 @@ class FastJLProjection(Projection):
         rows, cols, values = rows[order], cols[order], values[order]
         dev = self._init_device
         self.register_buffer("signs", signs.to(dtype=dtype, device=dev))
-        self.register_buffer("ps_rows", rows.to(torch.int32).to(dev))
-        self.register_buffer("ps_cols", cols.to(torch.int32).to(dev))
-        self.register_buffer("ps_vals", values.to(dtype=dtype, device=dev))
+        self.ps = CooMatrix(rows, cols, values.to(dtype), (d, L)).to(dev)  # P_s, d×L
         self.scale = 1.0 / math.sqrt(D)
 
     @property
@@ -142,39 +138,15 @@ class FastJLProjection(Projection):
 
     @property
     def nnz(self) -> int:
-        return int(self.ps_vals.numel())
+        return self.ps.nnz
 
     def sparse_dense(self) -> torch.Tensor:
         """P_s as a dense (d, L) tensor (tests, small sizes)."""
-        m = torch.zeros(self.d, self.L, dtype=self.ps_vals.dtype, device=self.ps_vals.device)
-        m[self.ps_rows.long(), self.ps_cols.long()] = self.ps_vals
-        return m
-
-    def _scatter(self, theta: torch.Tensor) -> torch.Tensor:
-        """P_sᵀ θ for θ (B, d): (B, L), a scatter-add of the nnz products θ_row·value."""
-        rows = theta.shape[0]
-        out = torch.zeros(rows, self.L, dtype=theta.dtype, device=theta.device)
-        if theta.device.type != "cpu":
-            out.index_add_(1, self.ps_cols, torch.index_select(theta, 1, self.ps_rows) * self.ps_vals)
-            return out
-        for i in range(rows):  # the 1-D kernels: along dim 1 of a 2-D tensor they are ~10x slower on CPU
-            out[i].index_add_(0, self.ps_cols, torch.index_select(theta[i], 0, self.ps_rows) * self.ps_vals)
-        return out
-
-    def _gather(self, u: torch.Tensor) -> torch.Tensor:
-        """P_s u for u (B, L): (B, d), a gather at the nonzero columns and a sum per row."""
-        rows = u.shape[0]
-        out = torch.zeros(rows, self.d, dtype=u.dtype, device=u.device)
-        if u.device.type != "cpu":
-            out.index_add_(1, self.ps_rows, torch.index_select(u, 1, self.ps_cols) * self.ps_vals)
-            return out
-        for i in range(rows):
-            out[i].index_add_(0, self.ps_rows, torch.index_select(u[i], 0, self.ps_cols) * self.ps_vals)
-        return out
+        return self.ps.to_dense()
 
     def _forward(self, theta: torch.Tensor) -> torch.Tensor:
         lead = theta.shape[:-1]
-        u = fwht(self._scatter(theta.reshape(-1, self.d)), scale=self.scale / math.sqrt(self.L))
+        u = fwht(self.ps.rmatvec(theta.reshape(-1, self.d)), scale=self.scale / math.sqrt(self.L))
         return (u[:, : self.D] * self.signs[: self.D]).reshape(*lead, self.D)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
@@ -184,7 +156,7 @@ class FastJLProjection(Projection):
         torch.mul(flat, self.signs[: self.D], out=z[:, : self.D])
         z[:, self.D :] = 0
         u = fwht(z, scale=self.scale / math.sqrt(self.L))
-        return self._gather(u).reshape(*lead, self.d)
+        return self.ps.matvec(u).reshape(*lead, self.d)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
         """θ ↦ Pθ: (..., d) -> (..., D): scatter P_sᵀθ, one FWHT, signs on the D kept entries."""

@@ -7,9 +7,13 @@ choice; Achlioptas 2003 is s = 1/3), about d·√D nonzeros.
 Sampling is exact and never materialises D×d: the nonzero positions of the row-major
 flattening are a Bernoulli(s) process drawn by geometric gaps
 (:func:`projbench.sparse_ops.bernoulli_positions`), then one Rademacher sign per nonzero, all
-from a CPU ``torch.Generator().manual_seed(seed)``. P and Pᵀ are both kept in CSR form
-(:class:`projbench.sparse_ops.SparsePair`), so forward, adjoint and both backward passes are
-single sparse×dense products.
+from a CPU ``torch.Generator().manual_seed(seed)``. P is kept once, as row-major COO triplets
+(:class:`projbench.sparse_ops.CooMatrix`, int32 indices, 12 bytes per nonzero in float32):
+the forward gathers θ at the column of every nonzero and scatter-adds into the D outputs in
+increasing order; the adjoint gathers y in increasing order and scatter-adds into d bins —
+O(nnz + D) each, with the long side swept sequentially and the d-sized side in cache. The
+backward of each direction is the other one (:func:`projbench.projection.linear_map`). A
+state over ``max_bytes`` (expected nonzeros × 12 bytes) is refused before sampling.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import math
 import torch
 
 from projbench.hookspecs import hookimpl
-from projbench.projection import Projection
+from projbench.projection import Projection, check_state_budget, linear_map
 from projbench.registry import Registry
-from projbench.sparse_ops import SparsePair, bernoulli_positions, check_probability
+from projbench.sparse_ops import CooMatrix, bernoulli_positions, check_probability
+
+#: default state budget (bytes), as for ``dense``
+DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 class SparseProjection(Projection):
@@ -39,23 +46,33 @@ class SparseProjection(Projection):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         density: float | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(d, D, seed=seed, device=device, dtype=dtype)
         self.density = check_probability(1.0 / math.sqrt(D) if density is None else density, "density")
+        elem = torch.empty(0, dtype=dtype).element_size()
+        check_state_budget(f"a sparse projection with D={D:,}, d={d:,} (density {self.density:.3g})",
+                           int(D * d * self.density * (8 + elem)), max_bytes)
         g = torch.Generator().manual_seed(seed)
         pos = bernoulli_positions(D * d, self.density, g)
         rows, cols = pos // d, pos % d
         signs = torch.randint(0, 2, (pos.numel(),), generator=g).to(torch.float64) * 2 - 1
         values = (signs * math.sqrt(1.0 / (self.density * D))).to(dtype)
-        self.pair = SparsePair(rows, cols, values, (D, d)).to(self._init_device)
+        self.pair = CooMatrix(rows, cols, values, (D, d)).to(self._init_device)
+
+    def _forward(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.pair.matvec(theta.reshape(-1, self.d)).reshape(*theta.shape[:-1], self.D)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.pair.rmatvec(y.reshape(-1, self.D)).reshape(*y.shape[:-1], self.d)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        """θ ↦ Pθ: (..., d) -> (..., D), one CSR product."""
-        return self.pair.apply_a(theta)
+        """θ ↦ Pθ: (..., d) -> (..., D): gather θ per nonzero, scatter-add into D rows."""
+        return linear_map(theta, self._forward, self._adjoint)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """y ↦ Pᵀy: (..., D) -> (..., d), one CSR product with the stored transpose."""
-        return self.pair.apply_at(y)
+        """y ↦ Pᵀy: (..., D) -> (..., d), the exact transpose of the forward."""
+        return linear_map(y, self._adjoint, self._forward)
 
     @torch.no_grad()
     def to_dense(self) -> torch.Tensor:
