@@ -280,5 +280,5 @@ def intrinsic_dim(
     click.echo(str(folder / "study.jsonl"))
     for p in paths:
         click.echo(str(p))
-    if outcome.failed_runs:
+    if outcome.failed_runs or any(r["status"] == "failed" for r in outcome.rows):
         raise SystemExit(1)

@@ -174,6 +174,10 @@ def study(
     click.echo(str(Path(out_dir) / "study.jsonl"))
     for p in paths:
         click.echo(str(p))
+    stopped = [r for r in outcome.rows if r["status"] == "failed" and not outcome.failed_runs]
+    if stopped:
+        console.print(f"[red]{len(stopped)} row(s) stopped: {stopped[0]['message']}[/]")
+        raise SystemExit(1)
     if outcome.failed_runs:
         console.print(
             f"[red]{outcome.failed_runs} run(s) failed (errors in the table and the study file); "
