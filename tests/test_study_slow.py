@@ -11,8 +11,12 @@ from projbench.executors import ProcessPool
 from projbench.intrinsic import find_intrinsic_dim
 
 DATA = os.environ.get("PROJBENCH_DATA")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not DATA, reason="set PROJBENCH_DATA to the folder with MNIST/ and CIFAR-10")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not DATA, reason="set PROJBENCH_DATA to the folder with MNIST/ and CIFAR-10"),
+]
+
+
 
 
 @pytest.mark.parametrize(("arch", "dataset"), [("lenet", "cifar10"), ("fc", "mnist")])
