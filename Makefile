@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.projbench-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench lint clean-venv
+.PHONY: run run-study test test-slow bench lint clean-venv
 
 $(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
 ## make run: the main job — every suite for fastjl on the embedded defaults (< 1 min on 2 cores)
 run: $(STAMP)
 	$(VENV)/bin/projbench run --proj fastjl
+
+## make run-study: the seed report's table on a laptop budget (cpu-budget preset; needs PROJBENCH_DATA)
+run-study: $(STAMP)
+	$(VENV)/bin/projbench study cpu-budget --out runs/cpu-budget --jobs 2
 
 ## make test: the default test suite (slow tests excluded; real-data tests need PROJBENCH_DATA)
 # pytest exits 5 when no test was collected (e.g. all deselected): say so instead of a bare failure.
