@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,ray]' -e ./plugins/projbench-srht
+	$(PY) -m pip install --quiet -e '.[dev,ray,fast]' -e ./plugins/projbench-srht
 	touch $(STAMP)
 
 ## make run: the main job — every suite for fastjl on the embedded defaults (< 1 min on 2 cores)
@@ -32,6 +32,7 @@ test-slow: $(STAMP)
 
 ## make bench: benchmarks; writes side-by-side ratios to results/
 bench: $(STAMP)
+	$(PY) -m benchmarks.bench_ratios --threads 1
 	$(PY) -m benchmarks.bench_fwht
 	$(PY) -m benchmarks.bench_projections
 	$(PY) -m benchmarks.bench_subspace

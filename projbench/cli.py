@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from projbench import __version__
@@ -182,7 +183,7 @@ def list_command(kind: str, as_json: bool) -> None:
         for h in header:
             table.add_column(h, overflow="fold")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(escape(str(c)) for c in row))
         console.print(table)
 
 
@@ -230,9 +231,12 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--jobs", default=1, show_default=True, type=int, help="Local worker processes.")
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+@click.option("--fwht-backend", default=None, metavar="NAME",
+              help="FWHT backend (`projbench list backends`) [default: $PROJBENCH_FWHT_BACKEND or torch].")
 def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: str, dtype: str, seed: int,
                 out_dir: str, resume_file: str | None, option_pairs: tuple[str, ...], full: bool,
-                data_dir: str | None, executor: str, jobs: int, address: str | None) -> None:
+                data_dir: str | None, executor: str, jobs: int, address: str | None,
+                fwht_backend: str | None) -> None:
     """Measure projections with the selected suites and record every case.
 
     \b
@@ -242,6 +246,13 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     JSON-lines file whose path is printed on stdout; read it with `projbench report`.
     The exit status is 1 when any case failed (its error is recorded; the others still run).
     """
+    if fwht_backend is not None:  # validated, then inherited by spawned workers through the env
+        import os
+
+        from projbench.fwht import BACKEND_ENV, get_backend
+
+        get_backend(fwht_backend)
+        os.environ[BACKEND_ENV] = fwht_backend
     from projbench.executors import make_executor
     from projbench.report import make_progress, print_tables, stderr_console
     from projbench.results import ResultsFileError

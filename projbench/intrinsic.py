@@ -41,6 +41,7 @@ def intrinsic_spec(
     device: str = "cpu",
     dtype: str = "float32",
     threads: int = 1,
+    fwht_backend: str | None = None,
 ) -> StudySpec:
     """The one-pair study that measures d_int90 of ``architecture`` on ``dataset``.
 
@@ -63,6 +64,7 @@ def intrinsic_spec(
         "dtype": dtype,
         "threads": threads,
         "per_layer": per_layer,
+        "fwht_backend": fwht_backend,
     }
     data: dict[str, Any] = {
         "name": name,

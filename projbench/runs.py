@@ -66,6 +66,7 @@ class RunSpec:
     device: str = "cpu"
     dtype: str = "float32"
     threads: int = 1
+    fwht_backend: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", _frozen(self.options))
@@ -93,6 +94,8 @@ class RunSpec:
         out["options"] = dict(self.options)
         out["arch_options"] = dict(self.arch_options)
         out["role"] = self.role
+        if self.fwht_backend is None:  # the default backend: keep the ids of earlier studies
+            del out["fwht_backend"]
         return out
 
     @property
@@ -223,6 +226,9 @@ def train_run(spec: RunSpec, data_dir: str | None = None, measure: dict[str, Any
         raise InvalidArgumentError(problem)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(spec.threads)
+    from projbench.fwht import use_backend
+
+    previous_backend = use_backend(spec.fwht_backend) if spec.fwht_backend else None
     try:
         train_data, test_data = load_run_data(spec, data_dir)
         model = build_model(spec, train_data)
@@ -238,6 +244,8 @@ def train_run(spec: RunSpec, data_dir: str | None = None, measure: dict[str, Any
         return result
     finally:
         torch.set_num_threads(previous_threads)
+        if spec.fwht_backend:
+            use_backend(previous_backend)
 
 
 def execute_run(

@@ -51,6 +51,27 @@ def executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def fwht_backend_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--fwht-backend NAME`` (part of every run's identity when given)."""
+    return click.option(
+        "--fwht-backend",
+        default=None,
+        metavar="NAME",
+        help="FWHT backend for every run (`projbench list backends`) "
+        "[default: $PROJBENCH_FWHT_BACKEND or torch].",
+    )(func)
+
+
+def check_fwht_backend(name: str | None) -> str | None:
+    """The backend name, validated (unknown -> one-line error listing the registered ones)."""
+    if name is None:
+        return None
+    from projbench.fwht import get_backend
+
+    get_backend(name)
+    return name
+
+
 def make_pool_from(
     executor: str, jobs: int, address: str | None, cpus_per_task: float, gpus_per_task: float
 ) -> Any:

@@ -10,7 +10,9 @@ import click
 
 from projbench.commands.common import (
     RunProgress,
+    check_fwht_backend,
     executor_options,
+    fwht_backend_option,
     make_pool_from,
     print_outcome,
     with_errors,
@@ -152,6 +154,7 @@ def _finite(value: float | None, name: str, positive: bool = False) -> None:
     help="Projection option, e.g. -o q=0.05.",
 )
 @executor_options
+@fwht_backend_option
 @with_errors
 def intrinsic_dim(
     arch: str,
@@ -183,6 +186,7 @@ def intrinsic_dim(
     address: str | None,
     cpus_per_task: float,
     gpus_per_task: float,
+    fwht_backend: str | None,
 ) -> None:
     """Intrinsic dimension d_int90 of ARCH on DATASET for each projection (Li et al. 2018).
 
@@ -242,6 +246,7 @@ def intrinsic_dim(
         options=options,
         train_subset=train_subset,
         device=device,
+        fwht_backend=check_fwht_backend(fwht_backend),
     )
     _check_names(spec)
     folder = Path(out_dir) / folder_name(arch, dataset, names, per_layer)

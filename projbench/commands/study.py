@@ -10,7 +10,9 @@ import click
 from projbench.commands.common import (
     RunProgress,
     check_format,
+    check_fwht_backend,
     executor_options,
+    fwht_backend_option,
     make_pool_from,
     print_outcome,
     with_errors,
@@ -79,6 +81,7 @@ def _list_presets() -> None:
 )
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; train nothing.")
+@fwht_backend_option
 @with_errors
 def study(
     spec_source: str | None,
@@ -97,6 +100,7 @@ def study(
     reference: str | None,
     no_figures: bool,
     dry_run: bool,
+    fwht_backend: str | None,
 ) -> None:
     """Run a study: d_int90 of every (architecture, dataset) pair × projection × seed.
 
@@ -131,6 +135,8 @@ def study(
         overrides["seeds"] = seeds
     if threads is not None:
         overrides["threads"] = threads
+    if fwht_backend is not None:
+        overrides["fwht_backend"] = check_fwht_backend(fwht_backend)
     spec = load_spec(spec_source, overrides)
     for pair in spec.pairs:  # "auto" inside a TOML resolves here, once, for the whole study
         if pair.run["device"] == "auto":

@@ -193,6 +193,7 @@ class StudyEngine:
             device=run["device"],
             dtype=run["dtype"],
             threads=int(run["threads"]),
+            fwht_backend=run.get("fwht_backend"),
         )
 
     def subspace_spec(self, chain: Chain, d: int) -> RunSpec:
