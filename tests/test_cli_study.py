@@ -106,14 +106,17 @@ def test_fwht_backend_is_validated_and_part_of_the_run_identity(tmp_path: Path) 
     from projbench.runs import RunSpec
     from projbench.training import Recipe
 
-    bad = CliRunner().invoke(cli, [*ARGS, "--proj", "fastfood", "--fwht-backend", "nope", "--out", str(tmp_path)])
+    bad = CliRunner().invoke(
+        cli, [*ARGS, "--proj", "fastfood", "--fwht-backend", "nope", "--out", str(tmp_path)]
+    )
     assert bad.exit_code != 0 and "nope" in bad.output and "Traceback" not in bad.output
     base = RunSpec("mlp", "digits", 0, Recipe(), projection="fastfood", d=8)
     assert "fwht_backend" not in base.identity  # the default keeps the ids of earlier studies
     assert base.with_(fwht_backend="fht-cpu").run_id != base.run_id
     pytest.importorskip("fht_cpu")
-    ok = CliRunner().invoke(cli, [*ARGS[:6], "fastfood", *ARGS[7:], "--fwht-backend", "fht-cpu", "--out",
-                                  str(tmp_path / "f")])
+    ok = CliRunner().invoke(
+        cli, [*ARGS[:6], "fastfood", *ARGS[7:], "--fwht-backend", "fht-cpu", "--out", str(tmp_path / "f")]
+    )
     assert ok.exit_code == 0, ok.output
     runs = read_study(next((tmp_path / "f").iterdir())).runs.values()
     sub = [r for r in runs if r["identity"]["role"] == "subspace"]
