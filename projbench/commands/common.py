@@ -91,6 +91,7 @@ class RunProgress:
 
         self.progress = make_progress(console)
         high = int(estimate.split("-")[-1])
+        self.high = high
         self.task = self.progress.add_task("runs", total=high, current=f"~{estimate} runs planned")
         self.start = time.perf_counter()
         self.done = 0
@@ -108,10 +109,15 @@ class RunProgress:
         acc = stats.get("test_accuracy")
         acc_text = f"acc {acc:.4f}" if isinstance(acc, float) else "acc -"
         status = record.get("status")
+        # ETA from the mean time per finished run and the planned (upper) run count: searches
+        # usually stop earlier, so this is pessimistic
+        elapsed = time.perf_counter() - self.start
+        left = max(self.high - self.done, 0) * elapsed / self.done
         self.progress.update(
             self.task,
             advance=1,
-            current=f"{spec.label()}: {acc_text} [{status}, {stats.get('run_wall_s', 0):.1f}s]",
+            current=f"ETA ≤ {left / 60:.0f} min | {spec.label()}: {acc_text} "
+            f"[{status}, {stats.get('run_wall_s', 0):.1f}s]",
         )
 
 
