@@ -557,6 +557,8 @@ def stability_figure(srows: list[dict[str, Any]], out_dir: str | os.PathLike[str
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[2].set_yscale("log")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].set_ylim(bottom=-0.05)
     axes[0].legend(fontsize=7)
     fig.suptitle("Training stability against d")
     out = Path(out_dir)
