@@ -66,11 +66,11 @@ def test_direct_vs_subspace_preset(tmp_path: Path) -> None:
 
 def test_burn_in_preset(tmp_path: Path) -> None:
     spec = smoke_sized("burn-in")
-    assert [v["burn_in"] for v in spec.variants()] == [0, 30]
+    assert [v["burn_in"] for v in spec.variants()] == [0, 20]
     out = run_study(spec, tmp_path / "b", pool=InlinePool())
-    burned = [r for r in out.engine.results.values() if r["identity"]["burn_in"] == 30]
+    burned = [r for r in out.engine.results.values() if r["identity"]["burn_in"] == 20]
     assert burned and all(r["identity"]["role"] == "subspace" for r in burned)
-    assert {r["axis_burn_in"] for r in out.rows} == {0, 30}
+    assert {r["axis_burn_in"] for r in out.rows} == {0, 20}
     # the same (d, seed) with and without burn-in are different runs with different results
     key = lambda r: (r["identity"]["projection"], r["identity"]["d"], r["identity"]["seed"])  # noqa: E731
     plain = {key(r): r["stats"]["test_accuracy"] for r in out.engine.results.values()
