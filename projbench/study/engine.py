@@ -38,6 +38,8 @@ from projbench.study.spec import StudySpec
 from projbench.training import Recipe
 
 MAX_ATTEMPTS = 3
+#: direct networks span [d_min, DIRECT_RANGE_FACTOR x d_max] parameters (capped at D)
+DIRECT_RANGE_FACTOR = 10
 #: a baseline seed below chance + CHANCE_MARGIN (absolute accuracy) has not learnt the task
 CHANCE_MARGIN = 0.1
 
@@ -151,7 +153,7 @@ class StudyEngine:
     def _direct_specs(
         self, pair_index: int, recipe: Recipe
     ) -> list[tuple[dict[str, Any], int, float, list[RunSpec]]]:
-        """Directly trained smaller networks whose D spans the pair's d range (log-spaced), each at
+        """Directly trained smaller networks whose D spans [d_min, 10·d_max] (log-spaced), each at
         every learning rate of ``[direct] lrs`` (default: the recipe's) and every seed."""
         if not self.spec.direct:
             return []
@@ -160,6 +162,11 @@ class StudyEngine:
         pair = self.spec.pairs[pair_index]
         s = pair.search
         lo, hi = (s["d_min"], s["d_max"]) if s["method"] == "bisect" else (min(s["grid"]), max(s["grid"]))
+        # direct networks must be able to reach the target: span up to 10 x the largest d
+        # searched (capped at the full model's D), log-spaced
+        from projbench.runs import parameter_count
+
+        hi = min(DIRECT_RANGE_FACTOR * hi, parameter_count(pair.architecture, pair.dataset))
         n = int(self.spec.direct["sizes"])
         seen: dict[int, dict[str, Any]] = {}
         for i in range(n):
