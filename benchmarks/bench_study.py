@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import fmt, machine_info, machine_line, md_table, write_results
+from benchmarks import machine_info, machine_line, md_table, write_results
 
 
 def _one(kind: str, preset: str, folder: Path) -> dict[str, Any]:
@@ -61,7 +61,8 @@ def _one(kind: str, preset: str, folder: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--preset", default="smoke")
+    parser.add_argument("--preset", default="smoke", help="a preset name or a study TOML file")
+    parser.add_argument("--tag", default=None, help="suffix of the results files (bench_study_cpu_<tag>)")
     args = parser.parse_args()
     try:
         import ray  # noqa: F401
@@ -87,10 +88,10 @@ def main() -> None:
     rows = [
         [
             k,
-            fmt(med[k], 1),
+            f"{med[k]:.1f}",
             f"{min(s['wall_s'] for s in samples[k]):.1f}–{max(s['wall_s'] for s in samples[k]):.1f}",
             samples[k][0]["runs"],
-            fmt(statistics.median(s["overhead_ms"] for s in samples[k]), 1),
+            f"{statistics.median(s['overhead_ms'] for s in samples[k]):.1f}",
         ]
         for k in kinds
     ]
@@ -119,6 +120,7 @@ def main() -> None:
             "identical_values": same,
         },
         md,
+        tag=args.tag,
     )
 
 
