@@ -81,17 +81,9 @@ def intrinsic_spec(
             "baseline": baseline,
         },
         "recipe": {k: v for k, v in recipe_fields.items() if v is not None},
-        "run": {
-            "train_subset": train_subset,
-            "test_subset": test_subset,
-            "device": device,
-            "dtype": dtype,
-            "threads": threads,
-            "per_layer": per_layer,
-        },
+        "run": {k: v for k, v in run.items() if v is not None},
         "pairs": [{"architecture": architecture, "dataset": dataset}],
     }
-    data["run"] = {k: v for k, v in run.items() if v is not None}
     return resolve(data, name)
 
 
