@@ -20,6 +20,7 @@ from rich.table import Table
 
 from projbench import __version__
 from projbench.cliutils import parse_options, resolve_device, split_names
+from projbench.commands.common import check_fwht_backend, data_dir_option, fwht_backend_option
 from projbench.errors import ProjbenchError
 from projbench.manager import REGISTRY_HOOKS, get_plugin_manager, get_registry, plugin_infos
 
@@ -226,13 +227,11 @@ def plugins_command(as_json: bool) -> None:
 @click.option("-o", "--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
               help="Projection option, e.g. -o q=0.05 (see `projbench list projections`).")
 @click.option("--full", is_flag=True, help="Full grids instead of the quick defaults (slow).")
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="PROJBENCH_DATA",
-              help="Root of torchvision-layout datasets [env PROJBENCH_DATA].")
+@data_dir_option
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--jobs", default=1, show_default=True, type=int, help="Local worker processes.")
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
-@click.option("--fwht-backend", default=None, metavar="NAME",
-              help="FWHT backend (`projbench list backends`) [default: $PROJBENCH_FWHT_BACKEND or torch].")
+@fwht_backend_option
 def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: str, dtype: str, seed: int,
                 out_dir: str, resume_file: str | None, option_pairs: tuple[str, ...], full: bool,
                 data_dir: str | None, executor: str, jobs: int, address: str | None,
@@ -246,13 +245,12 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     JSON-lines file whose path is printed on stdout; read it with `projbench report`.
     The exit status is 1 when any case failed (its error is recorded; the others still run).
     """
-    if fwht_backend is not None:  # validated, then inherited by spawned workers through the env
+    if check_fwht_backend(fwht_backend) is not None:  # inherited by spawned workers via the env
         import os
 
-        from projbench.fwht import BACKEND_ENV, get_backend
+        from projbench.fwht import BACKEND_ENV
 
-        get_backend(fwht_backend)
-        os.environ[BACKEND_ENV] = fwht_backend
+        os.environ[BACKEND_ENV] = str(fwht_backend)
     from projbench.executors import make_executor
     from projbench.report import make_progress, print_tables, stderr_console
     from projbench.results import ResultsFileError

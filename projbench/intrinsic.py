@@ -96,7 +96,7 @@ def find_intrinsic_dim(
     pool: Any | None = None,
     data_dir: str | None = None,
     run_fn: Callable[..., dict[str, Any]] = execute_run,
-    on_record: Callable[[dict[str, Any], RunSpec, bool], None] | None = None,
+    on_record: Callable[[dict[str, Any], RunSpec], None] | None = None,
     **settings: Any,
 ) -> Any:
     """d_int90 of each projection (a :class:`projbench.study.StudyOutcome`; its ``rows`` hold

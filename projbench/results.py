@@ -31,7 +31,7 @@ import socket
 import subprocess
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,16 +55,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy: tensors/arrays to lists, NaN/inf to strings (JSON has neither)."""
+def _jsonable(value: Any, nonfinite: Callable[[float], Any] = str) -> Any:
+    """JSON-safe copy: tensors/arrays to lists, NaN/inf through ``nonfinite`` (JSON has
+    neither; results files spell them ``"nan"``, ``"inf"``, ``"-inf"``)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, nonfinite) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, nonfinite) for v in value]
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return value if math.isfinite(value) else nonfinite(value)
     if hasattr(value, "tolist"):  # torch / numpy scalars and arrays
-        return _jsonable(value.tolist())
+        return _jsonable(value.tolist(), nonfinite)
     if isinstance(value, str | int | bool) or value is None:
         return value
     return str(value)

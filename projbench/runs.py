@@ -32,6 +32,7 @@ import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from projbench.errors import InvalidArgumentError, ProjbenchError
@@ -98,8 +99,10 @@ class RunSpec:
             del out["fwht_backend"]
         return out
 
-    @property
+    @cached_property
     def run_id(self) -> str:
+        """A hash of :attr:`identity`, computed once per spec (the engine asks for it on every
+        scheduling sweep)."""
         blob = json.dumps(self.identity, sort_keys=True, default=repr)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -51,6 +51,16 @@ def executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def data_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data-dir`` (env ``PROJBENCH_DATA``): the root of torchvision-layout datasets."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        envvar="PROJBENCH_DATA",
+        help="Root of torchvision-layout datasets [env PROJBENCH_DATA].",
+    )(func)
+
+
 def fwht_backend_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--fwht-backend NAME`` (part of every run's identity when given)."""
     return click.option(
@@ -103,7 +113,7 @@ class RunProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
-    def __call__(self, record: dict[str, Any], spec: Any, reused: bool) -> None:
+    def __call__(self, record: dict[str, Any], spec: Any) -> None:
         self.done += 1
         stats = record.get("stats") or {}
         acc = stats.get("test_accuracy")

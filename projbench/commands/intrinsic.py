@@ -11,6 +11,7 @@ import click
 from projbench.commands.common import (
     RunProgress,
     check_fwht_backend,
+    data_dir_option,
     executor_options,
     fwht_backend_option,
     make_pool_from,
@@ -139,12 +140,7 @@ def _finite(value: float | None, name: str, positive: bool = False) -> None:
     type=click.Path(file_okay=False),
     help="Parent folder; the study folder is OUT/intrinsic-ARCH-DATASET-PROJ.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    envvar="PROJBENCH_DATA",
-    help="Root of torchvision-layout datasets [env PROJBENCH_DATA].",
-)
+@data_dir_option
 @click.option(
     "-o",
     "--option",

@@ -11,6 +11,7 @@ from projbench.commands.common import (
     RunProgress,
     check_format,
     check_fwht_backend,
+    data_dir_option,
     executor_options,
     fwht_backend_option,
     make_pool_from,
@@ -60,12 +61,7 @@ def _list_presets() -> None:
     type=click.IntRange(1),
     help="torch threads per run (part of a run's identity) [spec: 1].",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    envvar="PROJBENCH_DATA",
-    help="Root of torchvision-layout datasets [env PROJBENCH_DATA].",
-)
+@data_dir_option
 @click.option(
     "--format",
     "fmt",

@@ -86,7 +86,7 @@ class Chain:
 class StudyEngine:
     """Plans and drives one study; see the module docstring.
 
-    ``on_record(record, spec, reused)`` is called for each run result (new or reused);
+    ``on_record(record, spec)`` is called for each run trained by this invocation;
     ``data_dir`` is passed to every run. ``run_fn`` defaults to :func:`execute_run` (tests may
     pass another picklable function).
     """
@@ -99,13 +99,12 @@ class StudyEngine:
         pool: Any | None = None,
         store: Any | None = None,
         data_dir: str | None = None,
-        on_record: Callable[[dict[str, Any], RunSpec, bool], None] | None = None,
+        on_record: Callable[[dict[str, Any], RunSpec], None] | None = None,
         run_fn: Callable[..., dict[str, Any]] = execute_run,
         num_classes: Callable[[str], int] | None = None,
     ) -> None:
         self.spec = spec
         self.results: dict[str, dict[str, Any]] = dict(results or {})
-        self.reused_ids = set(self.results)
         self.pool = pool
         self.store = store
         self.data_dir = data_dir
@@ -158,20 +157,19 @@ class StudyEngine:
         if not self.spec.direct:
             return []
         from projbench.architectures import count_parameters_for, size_for_parameters
+        from projbench.runs import parameter_count
 
         pair = self.spec.pairs[pair_index]
         s = pair.search
         lo, hi = (s["d_min"], s["d_max"]) if s["method"] == "bisect" else (min(s["grid"]), max(s["grid"]))
         # direct networks must be able to reach the target: span up to 10 x the largest d
         # searched (capped at the full model's D), log-spaced
-        from projbench.runs import parameter_count
-
         hi = min(DIRECT_RANGE_FACTOR * hi, parameter_count(pair.architecture, pair.dataset))
         n = int(self.spec.direct["sizes"])
         seen: dict[int, dict[str, Any]] = {}
         for i in range(n):
             target = round(math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1)))
-            opts = size_for_parameters(pair.architecture, pair.dataset, max(int(target), 1))
+            opts = size_for_parameters(pair.architecture, pair.dataset, max(target, 1))
             size = count_parameters_for(pair.architecture, pair.dataset, **opts)
             seen.setdefault(size, opts)
         lrs = self.spec.direct.get("lrs") or [recipe.lr]
@@ -265,7 +263,7 @@ class StudyEngine:
         else:
             self.failed[rid] = record
         if self.on_record is not None:
-            self.on_record(record, spec, False)
+            self.on_record(record, spec)
 
     @staticmethod
     def accuracy(record: dict[str, Any]) -> float:
@@ -346,12 +344,13 @@ class StudyEngine:
             chain.round = chain.search.propose()
             progressed = True
         while True:
-            records = {d: self._get(self.subspace_spec(chain, d)) for d in chain.round}
+            specs = {d: self.subspace_spec(chain, d) for d in chain.round}
+            records = {d: self._get(spec) for d, spec in specs.items()}
             if any(r is None for r in records.values()):
                 return progressed
             for d, r in records.items():
                 assert r is not None
-                chain.run_ids.add(self.subspace_spec(chain, d).run_id)
+                chain.run_ids.add(specs[d].run_id)
                 if r.get("status") == "failed":
                     chain.failed = f"run d={d} failed: {r.get('error')}"
                     return True
@@ -416,6 +415,7 @@ class StudyEngine:
             except Exception:  # noqa: BLE001 - an uninstalled architecture still gets its row
                 num_params = None
             base_ids = {s.run_id for specs in group.baseline_specs.values() for s in specs}
+            full_bytes = _state_dict_bytes(pair)
             for label in pair.projections:
                 chains = [c for c in self.chains if c.group == group.index and c.projection == label]
                 crossings = [c.crossing for c in chains if c.crossing is not None]
@@ -490,7 +490,7 @@ class StudyEngine:
                         "curve": {d: v for d, v in sorted(evaluated.items())},
                         "threshold": search["threshold"],
                         **self._direct_summary(group),
-                        **_shipping(pair, self.spec.projection(label), ds.mean),
+                        **_shipping(pair, self.spec.projection(label), ds.mean, num_params, full_bytes),
                     }
                 )
         return out
@@ -570,28 +570,38 @@ class StudyEngine:
         return max(self.wall_s - self.wait_s - self.exec_s, 0.0) / self.trained
 
 
-def _shipping(pair: Any, entry: Any, d_mean: float | None) -> dict[str, Any]:
-    """Bytes to ship the subspace-trained model at d = d_int90 (names, seeds, θ_d, buffers:
-    :meth:`projbench.subspace.SubspaceModel.ship_bytes`) next to the full state_dict's size."""
-    if d_mean is None:
-        return {"bytes_to_ship": None, "state_dict_bytes": None}
+def _state_dict_bytes(pair: Any) -> int | None:
+    """Size of the full model's state_dict (what shipping every parameter costs), or None."""
     try:
         from projbench.architectures import make_model
-        from projbench.subspace import SubspaceModel, state_dict_bytes
+        from projbench.subspace import state_dict_bytes
+
+        return state_dict_bytes(make_model(pair.architecture, pair.dataset, seed=0))
+    except Exception:  # noqa: BLE001 - an informational column must not break the table
+        return None
+
+
+def _shipping(
+    pair: Any, entry: Any, d_mean: float | None, num_params: int | None, full_bytes: int | None
+) -> dict[str, Any]:
+    """Bytes to ship the subspace-trained model at d = d_int90 (names, seeds, θ_d, buffers:
+    :meth:`projbench.subspace.SubspaceModel.ship_bytes`) next to the full state_dict's size
+    (``full_bytes``, computed once per pair)."""
+    if d_mean is None or full_bytes is None:
+        return {"bytes_to_ship": None, "state_dict_bytes": None}
+    try:
+        from projbench.subspace import SubspaceModel
 
         d = max(round(d_mean), 1)
-        full = state_dict_bytes(make_model(pair.architecture, pair.dataset, seed=0))
         # the payload does not depend on P's values: build the cheapest exact stand-in when
         # the study's projection would be a large dense matrix
         name = entry.name
-        from projbench.runs import parameter_count
-
-        if name == "dense" and parameter_count(pair.architecture, pair.dataset) * d > 5e7:
+        if name == "dense" and (num_params or 0) * d > 5e7:
             name = "sparse"
         model = SubspaceModel.from_names(
             pair.architecture, pair.dataset, name, d, 0, **(entry.options if name == entry.name else {})
         )
-        return {"bytes_to_ship": model.ship_bytes(), "state_dict_bytes": full}
+        return {"bytes_to_ship": model.ship_bytes(), "state_dict_bytes": full_bytes}
     except Exception:  # noqa: BLE001 - an informational column must not break the table
         return {"bytes_to_ship": None, "state_dict_bytes": None}
 

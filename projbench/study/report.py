@@ -28,6 +28,7 @@ import io
 import math
 import os
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -375,7 +376,7 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
             curve = {int(d): [float(a) for a in accs] for d, accs in r["curve"].items()}
             ds_sorted = sorted(curve)
             mean = [sum(curve[d]) / len(curve[d]) for d in ds_sorted]
-            std = [_std(curve[d]) for d in ds_sorted]
+            std = [statistics.stdev(curve[d]) if len(curve[d]) > 1 else 0.0 for d in ds_sorted]
             c = colours[r["projection"]]
             ax.plot(ds_sorted, mean, "o-", ms=3, color=c, label=f"{r['projection']}")
             ax.fill_between(
@@ -518,13 +519,6 @@ def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]
         fig.savefig(path, dpi=120)
         paths.append(path)
     return paths
-
-
-def _std(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    m = sum(values) / len(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
 def stability_figure(srows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> Path | None:

@@ -47,7 +47,7 @@ def run_study(
     *,
     pool: Any,
     data_dir: str | None = None,
-    on_record: Callable[[dict[str, Any], RunSpec, bool], None] | None = None,
+    on_record: Callable[[dict[str, Any], RunSpec], None] | None = None,
     run_fn: Callable[..., dict[str, Any]] = execute_run,
 ) -> StudyOutcome:
     """Run ``spec`` on ``pool`` into folder ``out``; resumes a folder holding the same study."""

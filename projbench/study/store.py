@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from projbench.errors import InvalidArgumentError
+from projbench.results import _jsonable as results_jsonable
 from projbench.study.spec import spec_differences
 
 SCHEMA = 1
@@ -40,19 +41,9 @@ def _now() -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"float": str(value)}
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    return str(value)
+    """JSON-safe copy (:func:`projbench.results._jsonable`); non-finite floats become
+    ``{"float": "nan"}``, so no string value is ever mistaken for a number on reading."""
+    return results_jsonable(value, nonfinite=lambda x: {"float": str(x)})
 
 
 def _restore(value: Any) -> Any:
