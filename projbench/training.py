@@ -73,6 +73,16 @@ class Recipe:
     eval_batch_size: int = 1024
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "max_steps"):
+            value = getattr(self, name)
+            if not (value is None and name == "max_steps") and (
+                isinstance(value, bool) or not isinstance(value, int)
+            ):
+                raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
+        for name in ("lr", "weight_decay", "momentum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise InvalidArgumentError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
