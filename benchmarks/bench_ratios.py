@@ -40,7 +40,7 @@ import torch.nn.functional as F
 import projbench
 from benchmarks import machine_info, machine_line, md_table, write_results
 from benchmarks.bench_fwht import fwht_naive
-from projbench.fwht import fwht, next_power_of_two, use_backend
+from projbench.hadamard import fwht, next_power_of_two, use_backend
 
 UNSTABLE_IQR = 0.25
 
@@ -113,7 +113,7 @@ def fht_cpu_inplace(x: torch.Tensor) -> Callable[[], object] | None:
 
 def gemm_rate() -> float:
     """flop/s of the torch backend's radix-16 pass on a cache-resident 2^16 vector (16×16 GEMM)."""
-    from projbench.fwht import hadamard_matrix
+    from projbench.hadamard import hadamard_matrix
 
     v, out, h = torch.randn(1 << 16), torch.empty(1 << 16), hadamard_matrix(16)
     s = interleaved({"mm": lambda: torch.mm(h, v.view(4096, 16).T, out=out.view(16, 4096))}, 15, 0.02)
@@ -122,7 +122,7 @@ def gemm_rate() -> float:
 
 def plan_flops_per_element(n: int) -> int:
     """2·Σ a_i over the torch backend's CPU plan for length n (its GEMM work per element)."""
-    mod = sys.modules["projbench.fwht"]
+    mod = sys.modules["projbench.hadamard"]
     k = n.bit_length() - 1
     if k <= mod.DENSE_MAX_BITS["cpu"]:
         return 2 * n

@@ -13,12 +13,11 @@ Public API (see ``shared/DESIGN.md`` §3)::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from projbench.architectures import Architecture, count_parameters, make_model
-from projbench.datasets import DatasetSpec, load_dataset
 from projbench.errors import (
     DataNotFoundError,
     DuplicateNameError,
@@ -27,15 +26,35 @@ from projbench.errors import (
     ResourceLimitError,
     UnknownNameError,
 )
-from projbench.fwht import FWHTBackend, fwht
 from projbench.hookspecs import hookimpl
-from projbench.projection import Projection, jl_min_dim, make_projection
 from projbench.records import read_results, to_dataframe
 from projbench.registry import Registry
 
 if TYPE_CHECKING:
+    from projbench import testing
+    from projbench.architectures import Architecture, count_parameters, make_model
+    from projbench.datasets import DatasetSpec, load_dataset
     from projbench.export import load_subspace
+    from projbench.hadamard import FWHTBackend, fwht
+    from projbench.projection import Projection, jl_min_dim, make_projection
     from projbench.subspace import SubspaceModel
+
+#: public names that need torch, imported on first access (PEP 562) so that ``import projbench``,
+#: ``projbench --help`` and command-line errors stay fast: name -> defining module
+_LAZY: dict[str, str] = {
+    "Architecture": "projbench.architectures",
+    "count_parameters": "projbench.architectures",
+    "make_model": "projbench.architectures",
+    "DatasetSpec": "projbench.datasets",
+    "load_dataset": "projbench.datasets",
+    "FWHTBackend": "projbench.hadamard",
+    "fwht": "projbench.hadamard",
+    "Projection": "projbench.projection",
+    "jl_min_dim": "projbench.projection",
+    "make_projection": "projbench.projection",
+    "SubspaceModel": "projbench.subspace",
+    "load_subspace": "projbench.export",
+}
 
 
 def list_plugins(kind: str = "projections") -> list[str]:
@@ -45,20 +64,19 @@ def list_plugins(kind: str = "projections") -> list[str]:
     return get_registry(kind).names()
 
 
-def __getattr__(name: str) -> Any:  # lazy: SubspaceModel pulls in torch.func
-    if name == "SubspaceModel":
-        from projbench.subspace import SubspaceModel
-
-        return SubspaceModel
-    if name == "load_subspace":
-        from projbench.export import load_subspace
-
-        return load_subspace
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later accesses skip this hook
+        return value
     if name == "testing":  # contract checks for plugin authors: projbench.testing.run_all_checks
-        import importlib
-
         return importlib.import_module("projbench.testing")
     raise AttributeError(f"module 'projbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"testing"})
 
 
 __all__ = [

@@ -248,7 +248,7 @@ def run_command(projections: tuple[str, ...], suites: tuple[str, ...], device: s
     if check_fwht_backend(fwht_backend) is not None:  # inherited by spawned workers via the env
         import os
 
-        from projbench.fwht import BACKEND_ENV
+        from projbench.hadamard import BACKEND_ENV
 
         os.environ[BACKEND_ENV] = str(fwht_backend)
     from projbench.executors import make_executor

@@ -43,7 +43,7 @@ def projbench_register_datasets(registry: Registry[Any]) -> None:
 
 @hookspec
 def projbench_register_fwht_backends(registry: Registry[Any]) -> None:
-    """Add :class:`projbench.fwht.FWHTBackend` objects (name, transform, availability)."""
+    """Add :class:`projbench.hadamard.FWHTBackend` objects (name, transform, availability)."""
 
 
 @hookspec

@@ -229,7 +229,7 @@ def train_run(spec: RunSpec, data_dir: str | None = None, measure: dict[str, Any
         raise InvalidArgumentError(problem)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(spec.threads)
-    from projbench.fwht import use_backend
+    from projbench.hadamard import use_backend
 
     previous_backend = use_backend(spec.fwht_backend) if spec.fwht_backend else None
     try:

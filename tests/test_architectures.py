@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from projbench.architectures import Architecture, count_parameters, make_model
+from projbench.builtin import architectures as A
 from projbench.errors import InvalidArgumentError
 from projbench.manager import get_registry
-from projbench.plugins import architectures as A
 
 MNIST, CIFAR, DIGITS = (1, 28, 28), (3, 32, 32), (1, 8, 8)
 

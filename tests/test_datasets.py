@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from projbench.builtin import datasets as D
 from projbench.datasets import load_dataset
 from projbench.errors import DataNotFoundError, InvalidArgumentError, ProjbenchError
 from projbench.manager import get_registry
-from projbench.plugins import datasets as D
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ import torch
 
 import projbench
 from projbench import export as E
+from projbench.builtin import architectures as A
 from projbench.errors import InvalidArgumentError, ProjbenchError
-from projbench.plugins import architectures as A
 from projbench.subspace import SubspaceModel, state_dict_bytes
 
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}

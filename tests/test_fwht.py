@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import projbench
 from projbench.errors import InvalidArgumentError
-from projbench.fwht import (
+from projbench.hadamard import (
     FWHTBackend,
     _factor_bits,
     fwht,
@@ -23,7 +23,7 @@ from projbench.fwht import (
     next_power_of_two,
 )
 
-fwht_module = sys.modules["projbench.fwht"]
+fwht_module = sys.modules["projbench.hadamard"]
 
 
 def scipy_h(n: int) -> torch.Tensor:

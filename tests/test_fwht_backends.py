@@ -12,7 +12,7 @@ import torch
 
 from projbench import testing
 from projbench.errors import UnknownNameError
-from projbench.fwht import (
+from projbench.hadamard import (
     BACKEND_ENV,
     FWHTBackend,
     fwht,
@@ -22,7 +22,7 @@ from projbench.fwht import (
     use_backend,
 )
 
-fwht_module = sys.modules["projbench.fwht"]
+fwht_module = sys.modules["projbench.hadamard"]
 needs_fhtcpu = pytest.mark.skipif(
     fwht_module.get_backend("fht-cpu").supports(torch.device("cpu"), torch.float32) is not None,
     reason="fht-cpu not installed (pip install 'projbench[fast]')",

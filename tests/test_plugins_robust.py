@@ -142,7 +142,7 @@ def test_qualified_names_choose(clash) -> None:
     reg = manager.get_registry("projections")
     theirs = projbench.make_projection("myplugin:fastjl", d=3, D=16, seed=0)
     ours = projbench.make_projection("fastjl:fastjl", d=3, D=16, seed=0)
-    assert type(theirs).__name__ == "MyFastJL" and type(ours).__module__ == "projbench.plugins.fastjl"
+    assert type(theirs).__name__ == "MyFastJL" and type(ours).__module__ == "projbench.builtin.fastjl"
     assert reg.owner("myplugin:fastjl") == "myplugin" and reg.owner("fastjl:fastjl") == "fastjl"
     assert reg.qualified_name("myplugin:fastjl") == "myplugin:fastjl"
     assert reg.qualified_name("dense") == "dense:dense"

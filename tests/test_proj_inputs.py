@@ -7,7 +7,7 @@ import torch
 
 import projbench
 from projbench.errors import InvalidArgumentError, ProjbenchError, ResourceLimitError
-from projbench.fwht import fwht
+from projbench.hadamard import fwht
 from projbench.projection import Projection
 
 PROJECTIONS = projbench.list_plugins("projections")

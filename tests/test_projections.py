@@ -185,7 +185,7 @@ def test_fastfood_huge_D_is_refused_before_allocating() -> None:
 def test_fastjl_reference_formula_and_default_q() -> None:
     import scipy.linalg
 
-    from projbench.plugins.fastjl import default_q
+    from projbench.builtin.fastjl import default_q
 
     p = projbench.make_projection("fastjl", d=6, D=20, seed=4, dtype=torch.float64)
     L = p.L
@@ -236,7 +236,7 @@ def test_fastjl_report_variant_is_the_reports_construction() -> None:
     """variant="report": Bernoulli q = 2 ln²(L)/d, nonzeros N(0, q^(-1/3)), c = 1/√D, unnormalised."""
     import scipy.linalg
 
-    from projbench.plugins.fastjl import report_q
+    from projbench.builtin.fastjl import report_q
 
     d, D = 200, 1000
     p = projbench.make_projection("fastjl", d=d, D=D, seed=3, dtype=torch.float64, variant="report")

@@ -76,7 +76,7 @@ def check_fwht_backend(name: str | None) -> str | None:
     """The backend name, validated (unknown -> one-line error listing the registered ones)."""
     if name is None:
         return None
-    from projbench.fwht import get_backend
+    from projbench.hadamard import get_backend
 
     get_backend(name)
     return name

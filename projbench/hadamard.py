@@ -294,6 +294,15 @@ _TORCH_FUSED: Callable[[torch.Tensor, float], torch.Tensor] = _torch_fused
 # --------------------------------------------------------------------------------------------
 #: Environment variable naming the FWHT backend used when none is passed (``backend=``) and
 #: none was chosen with :func:`use_backend`.
+#: the default backend, registered by the built-in plugin ``torch-fwht``
+TORCH_BACKEND = FWHTBackend(
+    name="torch",
+    transform=fwht_torch,
+    fuses_scale=True,
+    description="pure PyTorch, radix-2^k dense Hadamard blocks (CPU and CUDA)",
+    dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
+)
+
 BACKEND_ENV = "PROJBENCH_FWHT_BACKEND"
 _selected: str | None = None
 _warned: set[tuple[str, str, str]] = set()
@@ -420,7 +429,7 @@ def fwht(
     if not is_power_of_two(n):
         raise InvalidArgumentError(
             f"fwht needs a power-of-two length along dim {dim}, got {n}; zero-pad to "
-            f"{next_power_of_two(n)} (projbench.fwht.next_power_of_two) first"
+            f"{next_power_of_two(n)} (projbench.hadamard.next_power_of_two) first"
         )
     impl = resolve_backend(backend, x.device, x.dtype)
     total = float(scale) / math.sqrt(n) if normalized else float(scale)

@@ -3,13 +3,13 @@ package (install with ``pip install 'projbench[fast]'``).
 
 The library transforms a C-contiguous numpy array in place along its last axis (rows in
 parallel with OpenMP for 2-D arrays), computing the same unnormalised Sylvester-order x·H_n as
-:func:`projbench.fwht.fwht_torch`. This backend copies the input into a new tensor — multiplied
+:func:`projbench.hadamard.fwht_torch`. This backend copies the input into a new tensor — multiplied
 by ``scale`` in the same pass, so a normalised transform costs no extra sweep — and lets the
 library transform that tensor's memory through a zero-copy numpy view. CPU only, float32 and
 float64; elsewhere (CUDA, half types, library not installed) the dispatcher falls back to
 ``"torch"`` with one warning. Registered by the built-in ``torch-fwht`` plugin. Verified by
 the same checks as the default backend (``tests/test_fwht_backends.py``). Select it with
-``PROJBENCH_FWHT_BACKEND=fht-cpu``, ``projbench.fwht.use_backend("fht-cpu")`` or
+``PROJBENCH_FWHT_BACKEND=fht-cpu``, ``projbench.hadamard.use_backend("fht-cpu")`` or
 ``fwht(..., backend="fht-cpu")``.
 """
 
@@ -21,7 +21,7 @@ from types import ModuleType
 
 import torch
 
-from projbench.fwht import FWHTBackend
+from projbench.hadamard import FWHTBackend
 
 
 @functools.lru_cache(maxsize=1)

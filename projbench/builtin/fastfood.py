@@ -1,0 +1,166 @@
+"""Built-in projection ``fastfood``: one global Fastfood block (Le, Sarlós, Smola 2013) as used
+by Li et al. 2018 for subspace training.
+
+With L = 2^⌈log₂ max(D, d)⌉ and H the L×L (unnormalised, ±1) Walsh–Hadamard matrix,
+
+    V = H G Π H B ∈ R^{L×L},   P θ = c · (V [θ; 0])[:D],   c = 1 / √(D · Σ_i G_ii²)
+
+B = diag of Rademacher signs, Π a uniform random permutation ((Πv)_i = v_{π(i)}), G = diag of
+i.i.d. N(0, 1) entries; θ ∈ R^d is zero-padded to L and the output truncated to D.
+
+Normalisation. Column j of V is H G Π H B e_j = b_j·H G w with w = Π(H e_j) a ±1 vector, so
+‖V e_j‖² = ‖H G w‖² = L·ΣG² exactly. Conditional on |G|, the signs of G make the entries of
+H G w uncorrelated with E (H G w)_i² = ΣG², so the first D rows carry D·ΣG² in expectation.
+Hence c = 1/√(D·ΣG²) = [√(L·ΣG²)·√(D/L)]⁻¹ (Li et al.'s factor) gives E‖P e_j‖² = 1, and
+‖P e_j‖² = L/D·(fraction kept), exactly 1 when D = L.
+
+One full-length FWHT per direction. [θ; 0] is zero outside its first m = 2^⌈log₂ d⌉ entries
+and, in Sylvester order, H_L = H_{L/m} ⊗ H_m, so H_L B [θ; 0] = 1_{L/m} ⊗ H_m(Bθ): the first
+transform is an FWHT of size m, periodic with period m. Hence (Π H_L B[θ; 0])_k = h_{π(k) mod m}
+with h = H_m(Bθ): the permutation only matters through the residues a_k = π(k) mod m, and the
+gather reads an m-entry table that stays in cache (the old full-length gather over L entries
+was a third of the time at L = 2^22). The matrix is *exactly* the one of the textbook formula
+above (same seed, same Π), so the distortion statistics are unchanged:
+
+    forward   P θ  = c·√m · H_L( G ⊙ h[a] )[:D],          h = H_m(B θ)/√m
+    adjoint   Pᵀy  = c·√m · B·H_m( s )[:d] / √m,          s_r = Σ_{k: a_k = r} G_k·(H_L [y; 0])_k
+
+The adjoint's block sum s is a scatter-add of L values into m bins (``index_add_`` on the CPU,
+a gather in residue order plus a segment sum on CUDA, where atomics into m bins contend). The
+scale c·√m rides in the full-length FWHT's first pass (no separate sweep), so each direction
+makes one FWHT of length L, one gather/scatter and one multiply by G over L entries.
+
+State: G (L floats), a (L int32) and B (d floats) — 8 bytes per padded coordinate in float32
+(plus, on CUDA only, the int32 residue order built on first use: 12 bytes). Everything is
+sampled from a CPU ``torch.Generator().manual_seed(seed)`` in the order B (L draws), Π, G, so a
+seed gives the same matrix as earlier versions. A state over ``max_bytes`` is refused with
+:class:`~projbench.errors.ResourceLimitError` before anything is allocated. The backward of the
+forward is the adjoint and vice versa (:func:`projbench.projection.linear_map`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from projbench.hadamard import fwht, next_power_of_two
+from projbench.projection import Projection, check_state_budget, linear_map
+
+#: default state budget (bytes) of one projection, as for ``dense``
+DEFAULT_MAX_BYTES = 2 * 1024**3
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """out[..., k] = table[..., index[k]] for a (B, m) table and an int32/int64 (n,) index.
+
+    On the CPU, ``index_select`` along dim 1 of a 2-D tensor takes a slow strided path (10–30×
+    the 1-D cost at n = 2^20, even for one row), so rows are gathered one by one with the 1-D
+    kernel."""
+    rows = table.shape[0]
+    if table.device.type != "cpu":
+        return torch.index_select(table, -1, index)
+    out = torch.empty(rows, index.numel(), dtype=table.dtype, device=table.device)
+    for i in range(rows):
+        torch.index_select(table[i], 0, index, out=out[i])
+    return out
+
+
+class FastfoodProjection(Projection):
+    """P θ = c·(H G Π H B [θ; 0])[:D] with one global L = 2^⌈log₂ max(D,d)⌉ block; one FWHT of
+    length L per direction (the first H is applied at size m = 2^⌈log₂ d⌉)."""
+
+    name = "fastfood"
+    signs: torch.Tensor  # (d,) Rademacher B (only the first d entries of B ever act)
+    gauss: torch.Tensor  # (L,) Gaussian diagonal G
+    residue: torch.Tensor  # (L,) int32, π(k) mod m
+    scale: float  # c·√m (a Python float: no device sync per call; recomputed on load_state_dict)
+    summary = "Fastfood H·G·Π·H·B (Le et al. 2013; Li et al. 2018), one global block, O(L) memory"
+
+    def __init__(
+        self,
+        d: int,
+        D: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        super().__init__(d, D, seed=seed, device=device, dtype=dtype)
+        L = next_power_of_two(max(D, d))
+        m = next_power_of_two(d)
+        elem = torch.empty(0, dtype=dtype).element_size()
+        check_state_budget(f"a fastfood projection with D={D:,}, d={d:,} (L={L:,})",
+                           L * (elem + 4) + d * elem, max_bytes)
+        self.L, self.m = L, m
+        g = torch.Generator().manual_seed(seed)
+        b = torch.randint(0, 2, (L,), generator=g)[:d].to(torch.float64) * 2 - 1
+        perm = torch.randperm(L, generator=g)
+        gauss = torch.randn(L, generator=g, dtype=torch.float32).to(torch.float64)
+        residue = (perm % m).to(torch.int32)
+        del perm
+        dev = self._init_device
+        self.register_buffer("signs", b.to(dtype=dtype, device=dev))
+        self.register_buffer("gauss", gauss.to(dtype=dtype, device=dev))
+        self.register_buffer("residue", residue.to(dev))
+        self.scale = self._scale_from(gauss)
+        self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
+        self._order: torch.Tensor | None = None  # CUDA only: positions sorted by residue
+
+    def _scale_from(self, gauss: torch.Tensor) -> float:
+        """c·√m = √(m / (D·ΣG²)), in float64."""
+        return math.sqrt(self.m / (self.D * float(gauss.double().pow(2).sum())))
+
+    def _rescale(self) -> None:
+        self.scale = self._scale_from(self.gauss)
+
+    def _fwht_long(self, x: torch.Tensor) -> torch.Tensor:
+        """c·√m·x·H_L, the scale folded into the FWHT (float16: applied after, for range)."""
+        s = self.scale
+        if x.dtype == torch.float16:
+            return fwht(x, normalized=True) * (s * math.sqrt(self.L))
+        return fwht(x, scale=s)
+
+    def _forward(self, theta: torch.Tensor) -> torch.Tensor:
+        lead = theta.shape[:-1]
+        t = theta.reshape(-1, self.d) * self.signs
+        h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m): one period of H_L B[θ;0]
+        x = gather_rows(h, self.residue).mul_(self.gauss)  # (Π H_L B[θ;0]) ⊙ G, via the residues
+        y = self._fwht_long(x)
+        return y[:, : self.D].reshape(*lead, self.D)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        lead = y.shape[:-1]
+        z = self._fwht_long(F.pad(y.reshape(-1, self.D), (0, self.L - self.D))).mul_(self.gauss)
+        s = self._block_sum(z)  # (B, m): Σ over the L/m blocks of Πᵀ(G ⊙ H_L[y;0])
+        x = fwht(s, normalized=True)[:, : self.d] * self.signs
+        return x.reshape(*lead, self.d)
+
+    def _block_sum(self, z: torch.Tensor) -> torch.Tensor:
+        """s[:, r] = Σ_{k: residue_k = r} z[:, k]."""
+        rows = z.shape[0]
+        if z.device.type == "cuda":  # a gather in residue order, then contiguous segment sums
+            if self._order is None or self._order.device != z.device:
+                self._order = torch.argsort(self.residue.long(), stable=True).to(torch.int32)
+            return torch.index_select(z, -1, self._order).view(rows, self.m, self.L // self.m).sum(-1)
+        s = torch.zeros(rows, self.m, dtype=z.dtype, device=z.device)
+        for i in range(rows):  # 1-D index_add_: a sequential read of z into m cache-resident bins
+            s[i].index_add_(0, self.residue, z[i])
+        return s
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        """θ ↦ Pθ: (..., d) -> (..., D), one FWHT of length L (and one of length m)."""
+        return linear_map(theta, self._forward, self._adjoint)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """y ↦ Pᵀy: (..., D) -> (..., d), the exact transpose B H Πᵀ G H of the forward."""
+        return linear_map(y, self._adjoint, self._forward)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        self._order = None  # rebuilt on the new device when needed
+        return super()._apply(fn, recurse)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, L={self.L}, m={self.m}"
