@@ -120,6 +120,31 @@ def gemm_rate() -> float:
     return 2 * 16 * (1 << 16) / min(s["mm"])  # the best round: a floor must not be load-inflated
 
 
+def per_bit_floor() -> dict[str, float]:
+    """Seconds per transform bit of 2^16 cache-resident elements for the fastest torch kernels
+    that can do one: a 16×16 GEMM pass (both layouts; 4 bits each), a 32×32 one (5 bits), and a
+    radix-2 add/sub pair (1 bit). Best of 15 rounds. Any pure-PyTorch FWHT of length n spends at
+    least min(per bit)·log₂n per 2^16 elements, whatever its plan: torch has no kernel that
+    applies a butterfly to several bits of a vector in one sweep at a lower cost."""
+    from projbench.hadamard import hadamard_matrix
+
+    n = 1 << 16
+    v, out = torch.randn(n), torch.empty(n)
+    h16, h32 = hadamard_matrix(16), hadamard_matrix(32)
+    a, b = v.view(2, n // 2)
+    o = out.view(2, n // 2)
+    fns = {
+        "GEMM 16 (rotating)": lambda: torch.mm(h16, v.view(n // 16, 16).T, out=out.view(16, n // 16)),
+        "GEMM 16 (in place layout)": lambda: torch.mm(v.view(n // 16, 16), h16, out=out.view(n // 16, 16)),
+        "GEMM 32 (rotating)": lambda: torch.mm(h32, v.view(n // 32, 32).T, out=out.view(32, n // 32)),
+        "radix-2 add/sub": lambda: (torch.add(a, b, out=o[0]), torch.sub(a, b, out=o[1])),
+    }
+    bits = {"GEMM 16 (rotating)": 4, "GEMM 16 (in place layout)": 4, "GEMM 32 (rotating)": 5,
+            "radix-2 add/sub": 1}
+    s = interleaved(fns, 15, 0.02)
+    return {k: min(v) / bits[k] for k, v in s.items()}
+
+
 def plan_flops_per_element(n: int) -> int:
     """2·Σ a_i over the torch backend's CPU plan for length n (its GEMM work per element)."""
     mod = sys.modules["projbench.hadamard"]
@@ -136,6 +161,11 @@ def section_fwht(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     rate = gemm_rate()
     print(f"in-cache 16x16 GEMM pass: {rate / 1e9:.1f} GFLOP/s", file=sys.stderr, flush=True)
+    per_bit = per_bit_floor()
+    best_bit = min(per_bit.values())
+    args.per_bit_floor = {k: 1e6 * v for k, v in per_bit.items()}  # µs per bit per 2^16 elements
+    print("torch kernels, µs per transform bit per 2^16 elements: "
+          + ", ".join(f"{k} {1e6 * v:.2f}" for k, v in per_bit.items()), file=sys.stderr, flush=True)
     for batch in (1, 8, 64):
         for k in args.fwht_exps:
             n = 1 << k
@@ -154,10 +184,12 @@ def section_fwht(args: argparse.Namespace) -> list[dict[str, Any]]:
                                    "times": {name: summary(v) for name, v in s.items()},
                                    "gemm_gflops": rate / 1e9, "flops_per_element": plan_flops_per_element(n)}
             row["gemm_floor_ms"] = 1e3 * batch * n * row["flops_per_element"] / rate
+            row["torch_floor_ms"] = 1e3 * best_bit * k * batch * n / (1 << 16)
             row["ours_over_floor"] = row["times"]["ours"]["median_ms"] / row["gemm_floor_ms"]
             if "fht-cpu" in s:
                 row["ours_over_fhtcpu"] = paired_ratio(s["ours"], s["fht-cpu"])
                 row["backend_over_fhtcpu"] = paired_ratio(s["fht-cpu via projbench"], s["fht-cpu"])
+                row["torch_floor_over_fhtcpu"] = row["torch_floor_ms"] / row["times"]["fht-cpu"]["median_ms"]
             row["naive_over_ours"] = paired_ratio(s["naive"], s["ours"])
             rows.append(row)
             print(f"fwht 2^{k} batch {batch}: ours {mtxt(row['times']['ours'])} ms, "
@@ -220,6 +252,7 @@ def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
     L = next_power_of_two(D)
     theta, y, xL = torch.randn(d), torch.randn(D), torch.randn(L)
     ff = projbench.make_projection("fastfood", d=d, D=D)
+    fs = projbench.make_projection("fastfood", d=d, D=D, variant="stacked")
     fj = projbench.make_projection("fastjl", d=d, D=D)
     sp = projbench.make_projection("sparse", d=d, D=D)
     old = TextbookFastfood(d, D)
@@ -228,6 +261,7 @@ def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
         "fastfood fwd": lambda: ff(theta), "fastfood adj": lambda: ff.adjoint(y),
         "fastfood bwd": _bwd(ff, d, D),
         "textbook fastfood fwd": lambda: old(theta),
+        "stacked fwd": lambda: fs(theta), "stacked bwd": _bwd(fs, d, D),
         "fastjl fwd": lambda: fj(theta), "fastjl adj": lambda: fj.adjoint(y),
         "fastjl bwd": _bwd(fj, d, D),
         "sparse fwd": lambda: sp(theta), "sparse adj": lambda: sp.adjoint(y),
@@ -250,7 +284,8 @@ def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
     s = interleaved(fns, args.rounds, args.sample_s)  # θ and y do not require grad: no graphs
     row: dict[str, Any] = {
         "D": D, "L": L, "d": d, "times": {k: summary(v) for k, v in s.items()},
-        "state_bytes": {"fastfood": ff.memory_bytes(), "fastjl": fj.memory_bytes(),
+        "state_bytes": {"fastfood": ff.memory_bytes(), "fastfood-stacked": fs.memory_bytes(),
+                        "fastjl": fj.memory_bytes(),
                         "sparse": sp.memory_bytes()},
         "ratios": {
             "fastfood fwd / fwht L": paired_ratio(s["fastfood fwd"], s["fwht L"]),
@@ -260,6 +295,9 @@ def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
             "fastjl bwd / fwd": paired_ratio(s["fastjl bwd"], s["fastjl fwd"]),
             "fastjl fwd / fastfood fwd": paired_ratio(s["fastjl fwd"], s["fastfood fwd"]),
             "fastjl bwd / fastfood bwd": paired_ratio(s["fastjl bwd"], s["fastfood bwd"]),
+            "stacked fwd / fastfood fwd": paired_ratio(s["stacked fwd"], s["fastfood fwd"]),
+            "stacked bwd / fwd": paired_ratio(s["stacked bwd"], s["stacked fwd"]),
+            "fastjl fwd / stacked fwd": paired_ratio(s["fastjl fwd"], s["stacked fwd"]),
             "sparse fwd / fastfood fwd": paired_ratio(s["sparse fwd"], s["fastfood fwd"]),
             "sparse bwd / fastfood bwd": paired_ratio(s["sparse bwd"], s["fastfood bwd"]),
         },
@@ -282,13 +320,17 @@ def section_quality(args: argparse.Namespace) -> dict[str, Any]:
     X = torch.randn(n, D, generator=torch.Generator().manual_seed(1))
     eps = default_eps(d)
     out: dict[str, Any] = {"d": d, "D": D, "points": n, "eps": eps, "ideal": chi2_ideal(d, eps), "rows": {}}
-    for name in ("dense", "fastfood", "fastjl", "sparse"):
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
+        "dense": ("dense", {}), "fastfood": ("fastfood", {}),
+        "fastfood-stacked": ("fastfood", {"variant": "stacked"}), "fastjl": ("fastjl", {}),
+        "sparse": ("sparse", {})}
+    for label, (name, options) in cases.items():
         per_seed = []
         for seed in range(args.quality_seeds):
-            P = projbench.make_projection(name, d=d, D=D, seed=seed)
+            P = projbench.make_projection(name, d=d, D=D, seed=seed, **options)
             _norms, pairs = sketch_ratios(P, X)
             per_seed.append(ratio_stats(pairs, d, eps))
-        out["rows"][name] = {k: statistics.mean(s[k] for s in per_seed) for k in per_seed[0]}
+        out["rows"][label] = {k: statistics.mean(s[k] for s in per_seed) for k in per_seed[0]}
     # the new fastfood is the textbook matrix (small size: the textbook needs L×L dense)
     dd, DD = 64, 2048
     P = projbench.make_projection("fastfood", d=dd, D=DD, seed=3, dtype=torch.float64)
@@ -309,7 +351,9 @@ def section_subspace(args: argparse.Namespace) -> list[dict[str, Any]]:
     res = []
     backends = ["torch"] + (["fht-cpu"] if fht_cpu_inplace(torch.zeros(1, 2)) is not None else [])
     for backend in backends:
-        names = ["fastfood", "fastjl"] + (["sparse"] if backend == "torch" else [])
+        stacked = ("fastfood-stacked", "fastfood", {"variant": "stacked"})
+        names: list[str | tuple[str, str, dict[str, Any]]] = ["fastfood", stacked, "fastjl"]
+        names += ["sparse"] if backend == "torch" else []
         for arch in ("fc", "lenet"):
             prev = use_backend(backend)
             try:
@@ -334,33 +378,45 @@ def markdown(p: dict[str, Any]) -> str:
     rows = [[f"2^{r['log2n']}", r["batch"], mtxt(r["times"]["ours"]), mtxt(r["times"].get("fht-cpu")),
              rtxt(r.get("ours_over_fhtcpu")), rtxt(r.get("backend_over_fhtcpu")),
              mtxt(r["times"]["naive"]), rtxt(r["naive_over_ours"]),
-             f"{r['gemm_floor_ms']:.3g} ({r['flops_per_element']})", f"{r['ours_over_floor']:.2f}×"]
+             f"{r['gemm_floor_ms']:.3g} ({r['flops_per_element']})", f"{r['ours_over_floor']:.2f}×",
+             f"{r['torch_floor_ms']:.3g}",
+             f"{r['torch_floor_over_fhtcpu']:.2f}×" if "torch_floor_over_fhtcpu" in r else "—"]
             for r in p["fwht"]]
     lines += [md_table(["n", "batch", "ours ms", "fht-cpu (in place) ms", "ours ÷ fht-cpu",
                         "fht-cpu backend ÷ in place", "naive ms", "naive ÷ ours",
-                        "GEMM floor ms (flop/elem)", "ours ÷ floor"], rows), ""]
+                        "GEMM floor ms (flop/elem)", "ours ÷ floor", "torch-kernel floor ms",
+                        "torch floor ÷ fht-cpu"], rows), ""]
     if p["fwht"]:
         lines += [f"GEMM floor: the torch backend's flops (2·Σ block sizes per element) at the rate of "
                   f"its own radix-16 pass on cache-resident data (best of 15 rounds), "
                   f"{p['fwht'][0]['gemm_gflops']:.1f} GFLOP/s: no plan with these GEMM blocks can be faster; "
                   "out-of-cache sizes add memory sweeps on top.", ""]
+    if p["settings"].get("per_bit_floor"):
+        pb = p["settings"]["per_bit_floor"]
+        lines += ["Torch-kernel floor: the fastest torch kernel per transform bit on 2^16 cache-resident "
+                  "elements (µs per bit: " + ", ".join(f"{k} {v:.2f}" for k, v in pb.items())
+                  + "), times log₂n bits: a lower bound for *any* pure-PyTorch FWHT plan, even one "
+                  "that never leaves the cache. Where it exceeds 2× fht-cpu, the ≤ 2× goal is out of "
+                  "reach of pure PyTorch on this CPU.", ""]
     lines += [f"**Projections** (d = {p['projections'][0]['d'] if p['projections'] else '—'}, batch 1, "
               "float32; bwd = the backward pass alone, through a graph built once)", ""]
     rows = []
     for r in p["projections"]:
         t = r["times"]
         rows.append([f"{r['D']:,}", mtxt(t["fwht L"]), mtxt(t["fastfood fwd"]), mtxt(t["fastfood bwd"]),
+                     mtxt(t["stacked fwd"]), mtxt(t["stacked bwd"]),
                      mtxt(t["textbook fastfood fwd"]), mtxt(t.get("fastfood fwd (fht-cpu)")),
                      mtxt(t["fastjl fwd"]), mtxt(t["fastjl bwd"]), mtxt(t["sparse fwd"]),
                      mtxt(t["sparse bwd"])])
-    lines += [md_table(["D", "FWHT of L", "fastfood fwd", "fastfood bwd", "textbook fastfood fwd",
+    lines += [md_table(["D", "FWHT of L", "fastfood fwd", "fastfood bwd", "stacked fwd", "stacked bwd",
+                        "textbook fastfood fwd",
                         "fastfood fwd, fht-cpu", "fastjl fwd", "fastjl bwd", "sparse fwd", "sparse bwd"],
                        rows), ""]
     names = list(p["projections"][0]["ratios"]) if p["projections"] else []
     rows = [[n, *[rtxt(r["ratios"].get(n)) for r in p["projections"]]] for n in names]
     lines += [md_table(["ratio", *[f"D = {r['D']:,}" for r in p["projections"]]], rows), ""]
     rows = [[n, *[f"{r['state_bytes'][n] / r['L']:.2f}" for r in p["projections"]]]
-            for n in ("fastfood", "fastjl", "sparse")]
+            for n in ("fastfood", "fastfood-stacked", "fastjl", "sparse")]
     lines += ["State bytes per padded coordinate:", "",
               md_table(["projection", *[f"L = {r['L']:,}" for r in p["projections"]]], rows), ""]
     q = p["quality"]
@@ -425,6 +481,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         payload["quality"] = section_quality(args)
     if "subspace" in sections:
         payload["subspace"] = section_subspace(args)
+    payload["settings"]["per_bit_floor"] = getattr(args, "per_bit_floor", None)
     payload["wall_s"] = time.perf_counter() - t0
     md = markdown(payload) if sections >= {"fwht", "projections", "quality", "subspace"} else ""
     json_path, md_path = write_results("bench_ratios", "cpu", payload, md or "(partial run)", args.out_dir,

@@ -66,9 +66,12 @@ def _round(fn: Callable[[], None], steps: int, device: torch.device) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def bench_steps(arch: str, dataset: str, projections: list[str], d: int, batch: int, rounds: int,
-                steps: int, device: torch.device, seed: int = 0, optimizer: str = "adam") -> dict[str, Any]:
-    """Median step time (s) of plain and subspace training, interleaved round by round."""
+def bench_steps(arch: str, dataset: str, projections: list[str | tuple[str, str, dict[str, Any]]], d: int,
+                batch: int, rounds: int, steps: int, device: torch.device, seed: int = 0,
+                optimizer: str = "adam") -> dict[str, Any]:
+    """Median step time (s) of plain and subspace training, interleaved round by round.
+
+    ``projections``: names, or (label, name, options) for a projection with options."""
     from projbench.datasets import DatasetSpec
     from projbench.manager import get_registry
 
@@ -81,10 +84,11 @@ def bench_steps(arch: str, dataset: str, projections: list[str], d: int, batch: 
     fns: dict[str, Callable[[], None]] = {"plain": _step_fn(plain, x, y, optimizer)}
     errors: dict[str, str] = {}
     proj_times: dict[str, dict[str, float]] = {}
-    for name in projections:
+    for item in projections:
+        name, proj, options = (item, item, {}) if isinstance(item, str) else item
         try:
-            sm = projbench.SubspaceModel(projbench.make_model(arch, dataset, seed=seed), name, d=d,
-                                         seed=seed, device=device).train()
+            sm = projbench.SubspaceModel(projbench.make_model(arch, dataset, seed=seed), proj, d=d,
+                                         seed=seed, device=device, **options).train()
         except ProjbenchError as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
             continue

@@ -292,8 +292,6 @@ _TORCH_FUSED: Callable[[torch.Tensor, float], torch.Tensor] = _torch_fused
 # --------------------------------------------------------------------------------------------
 # Dispatch and autograd
 # --------------------------------------------------------------------------------------------
-#: Environment variable naming the FWHT backend used when none is passed (``backend=``) and
-#: none was chosen with :func:`use_backend`.
 #: the default backend, registered by the built-in plugin ``torch-fwht``
 TORCH_BACKEND = FWHTBackend(
     name="torch",
@@ -303,6 +301,8 @@ TORCH_BACKEND = FWHTBackend(
     dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
 )
 
+#: Environment variable naming the FWHT backend used when none is passed (``backend=``) and
+#: none was chosen with :func:`use_backend`.
 BACKEND_ENV = "PROJBENCH_FWHT_BACKEND"
 _selected: str | None = None
 _warned: set[tuple[str, str, str]] = set()

@@ -15,7 +15,7 @@ Known structural weaknesses are recorded, not hidden — for those (projection, 
 tail check must *fail*, so a change in either direction is noticed:
 
 * sparse (density s = 1/√D) on sparse inputs: S e_1 is one column of Pᵀ with ~d·s non-zeros;
-* fastfood on inputs with a large mean (constant, uniform on [0, 1]): the sketch
+* fastfood (both variants) on inputs with a large mean (constant, uniform on [0, 1]): the sketch
   Sx ∝ (B H Πᵀ G H x)[:d] applies H to x *before* any random sign, so a concentrated Hadamard
   spectrum (here the DC component) meets a single Gaussian g_0 and r is nearly χ²_1-like. The
   subspace map P θ = H G Π H B θ randomises first and is not affected.
@@ -58,7 +58,12 @@ def _vectors() -> dict[str, torch.Tensor]:
 
 
 VECTORS = _vectors()
-KNOWN_HEAVY = {("sparse", "e1"), ("sparse", "two-spikes"), ("fastfood", "constant"), ("fastfood", "uniform")}
+KNOWN_HEAVY = {("sparse", "e1"), ("sparse", "two-spikes"), ("fastfood", "constant"), ("fastfood", "uniform"),
+               ("fastfood-stacked", "constant"), ("fastfood-stacked", "uniform")}
+#: built-in variants checked beside the registered defaults: label -> (projection, options)
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "fastfood-stacked": ("fastfood", {"variant": "stacked"}),
+}
 
 
 def _registered() -> list[str]:
@@ -69,6 +74,10 @@ def _registered() -> list[str]:
 
 
 NAMES = _registered()
+CASES: dict[str, tuple[str, dict[str, object]]] = {
+    **{n: (n, {}) for n in NAMES},
+    **{label: case for label, case in VARIANTS.items() if case[0] in NAMES},
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,7 +92,8 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def ratios() -> dict[str, torch.Tensor]:
     X = torch.stack(list(VECTORS.values()))
-    return {name: sketch_ratios_over_seeds(name, d, D, X, JL_SEEDS) for name in NAMES}  # (seeds, vectors)
+    return {label: sketch_ratios_over_seeds(name, d, D, X, JL_SEEDS, **options)  # (seeds, vectors)
+            for label, (name, options) in CASES.items()}
 
 
 def test_ideal_tail_and_bound() -> None:
@@ -98,13 +108,13 @@ def test_ideal_tail_and_bound() -> None:
     assert jl_tail_bound(1000, d, eps) == binom.ppf(0.999, 1000, 1.25 * p)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("vec", list(VECTORS))
 def test_mean_ratio_is_one(ratios: dict[str, torch.Tensor], name: str, vec: str) -> None:
     check_jl_ratios(ratios[name][:, list(VECTORS).index(vec)], d, tail=False, label=f"{name} on {vec}")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("vec", list(VECTORS))
 def test_tail_within_binomial_bound(ratios: dict[str, torch.Tensor], name: str, vec: str) -> None:
     r = ratios[name][:, list(VECTORS).index(vec)]

@@ -155,6 +155,72 @@ def test_fastfood_reference_formula(d: int, D: int) -> None:
     torch.testing.assert_close(p.adjoint(y), y @ ref, rtol=1e-12, atol=1e-12)
 
 
+def _fastfood_stacked_textbook(d: int, D: int, seed: int) -> torch.Tensor:
+    """c·[H_m W_J Π H_m B]_J stacked, rows [:D], columns [:d], built densely from the seed's
+    draws (B: d signs, Π: randperm m, W: K·m Gaussians, in order) with scipy's Hadamard matrix."""
+    import scipy.linalg
+
+    m = 1 << max(0, math.ceil(math.log2(d)))
+    K = -(-D // m)
+    g = torch.Generator().manual_seed(seed)
+    b = torch.randint(0, 2, (d,), generator=g).double() * 2 - 1
+    perm = torch.randperm(m, generator=g)
+    W = torch.randn(K, m, generator=g, dtype=torch.float32).double()
+    H = torch.from_numpy(scipy.linalg.hadamard(m).astype("float64"))
+    Pi = torch.eye(m, dtype=torch.float64)[perm]
+    B = torch.zeros(m, d, dtype=torch.float64)
+    B[:d, :d] = torch.diag(b)  # [θ; 0] then the signs
+    V = torch.cat([H @ torch.diag(W[J]) @ Pi @ H @ B for J in range(K)])
+    p = D - (K - 1) * m
+    kept = m * float((W[:-1] ** 2).sum()) + p * float((W[-1] ** 2).sum())
+    return V[:D] / math.sqrt(kept)
+
+
+@pytest.mark.parametrize(("d", "D"), [(5, 12), (1, 1), (9, 5), (3, 64), (33, 200), (100, 1000), (8, 64)])
+def test_fastfood_stacked_reference_formula(d: int, D: int) -> None:
+    """variant="stacked" is exactly Le et al.'s stack of K = ⌈D/m⌉ blocks H_m W_J Π H_m B,
+    normalised so that E‖P e_j‖² = 1 (every column exactly 1 when m divides D)."""
+    p = projbench.make_projection("fastfood", d=d, D=D, seed=7, dtype=torch.float64, variant="stacked")
+    ref = _fastfood_stacked_textbook(d, D, 7)
+    torch.testing.assert_close(p.to_dense(), ref, rtol=1e-12, atol=1e-12)
+    y = torch.randn(3, D, dtype=torch.float64)
+    torch.testing.assert_close(p.adjoint(y), y @ ref, rtol=1e-12, atol=1e-12)
+    if D % p.m == 0:
+        torch.testing.assert_close(ref.pow(2).sum(0), torch.ones(d, dtype=torch.float64))
+    assert len(testing.run_all_checks("fastfood", d=d, D=D, variant="stacked")) >= 10
+    testing.check_column_norms("fastfood", d=d, D=D, variant="stacked")
+
+
+def test_fastfood_stacked_is_the_global_form_with_tiled_residues() -> None:
+    """The docstring's identity: global Fastfood whose residues tile (a_k = π(k mod m)) equals
+    the stacked form with W = H_{L/m}·G (D = L), so the variants share the distortion law."""
+    import scipy.linalg
+
+    d, D = 6, 256
+    glob = projbench.make_projection("fastfood", d=d, D=D, seed=1, dtype=torch.float64)
+    stack = projbench.make_projection("fastfood", d=d, D=D, seed=2, dtype=torch.float64, variant="stacked")
+    m, L = glob.m, glob.L
+    assert (m, stack.K * stack.m) == (stack.m, L)
+    glob.residue.copy_(stack.perm.repeat(L // m))  # a_k = π(k mod m)
+    glob.signs.copy_(stack.signs)
+    H = torch.from_numpy(scipy.linalg.hadamard(L // m).astype("float64"))
+    stack.gauss.copy_(H @ glob.gauss.view(L // m, m))
+    stack._rescale()
+    torch.testing.assert_close(stack.to_dense(), glob.to_dense(), rtol=1e-12, atol=1e-12)
+
+
+def test_fastfood_stacked_state_and_options() -> None:
+    p = projbench.make_projection("fastfood", d=1000, D=199_210, variant="stacked")
+    assert (p.m, p.K, p.L) == (1024, 195, 195 * 1024)
+    assert p.memory_bytes() <= 4.1 * p.D  # W (K·m floats), Π (m int32), B (d floats)
+    theta = torch.randn(2, 3, 1000)
+    torch.testing.assert_close(p(theta)[1, 2], p(theta[1, 2]))  # batches agree with one row
+    with pytest.raises(InvalidArgumentError, match="variant must be one of global, stacked"):
+        projbench.make_projection("fastfood", d=2, D=8, variant="nope")
+    with pytest.raises(ResourceLimitError, match="stacked fastfood"):
+        projbench.make_projection("fastfood", d=10, D=2**40, variant="stacked")
+
+
 def test_fastfood_state_is_at_most_12_bytes_per_padded_coordinate() -> None:
     p = projbench.make_projection("fastfood", d=1000, D=199_210)
     assert p.residue.dtype == torch.int32

@@ -107,9 +107,24 @@ def test_bytes_to_ship_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", ["robustness-mnist", "direct-vs-subspace", "burn-in", "fastjl-stability",
-                                    "cpu-budget", "li2018", "seed-report"])
+                                    "cpu-budget", "li2018", "seed-report", "fastfood-variants"])
 def test_every_preset_resolves(preset: str) -> None:
     from projbench.study.spec import load_spec
 
     spec = load_spec(preset)
     assert spec.description and spec.pairs and spec.run_count()
+
+
+def test_fastfood_variants_preset(tmp_path: Path) -> None:
+    """Both Fastfood variants searched side by side: the option is part of each run's identity
+    (no run of one variant is reused for the other), the baselines are shared."""
+    spec = smoke_sized("fastfood-variants")
+    assert [p.label for p in spec.projections] == ["fastfood", "fastfood-stacked"]
+    out = run_study(spec, tmp_path / "v", pool=InlinePool())
+    assert {r["projection"] for r in out.rows} == {"fastfood", "fastfood-stacked"}
+    runs = list(out.engine.results.values())
+    subspace = [r for r in runs if r["identity"]["role"] == "subspace"]
+    assert {r["identity"]["projection"] for r in subspace} == {"fastfood"}
+    assert {tuple(sorted(r["identity"]["options"].items())) for r in subspace} == {(), (("variant", "stacked"),)}
+    assert len({r["run_id"] for r in subspace}) == len(subspace)
+    assert sum(r["identity"]["role"] == "baseline" for r in runs) == len(spec.seeds)

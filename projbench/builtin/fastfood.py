@@ -36,6 +36,33 @@ sampled from a CPU ``torch.Generator().manual_seed(seed)`` in the order B (L dra
 seed gives the same matrix as earlier versions. A state over ``max_bytes`` is refused with
 :class:`~projbench.errors.ResourceLimitError` before anything is allocated. The backward of the
 forward is the adjoint and vice versa (:func:`projbench.projection.linear_map`).
+
+Variant ``"stacked"`` (option ``variant``; default ``"global"``, the construction above). Le et
+al.'s own way to reach D > d rows: K = ⌈D/m⌉ Fastfood blocks of size m = 2^⌈log₂ d⌉ stacked,
+here sharing B and Π (one FWHT of size m serves every block) with a Gaussian diagonal W_J each:
+
+    V_J = H_m W_J Π H_m B ∈ R^{m×m},   P θ = c · ([V_0; …; V_{K−1}] [θ; 0])[:D]
+
+    forward   P θ  = c·√m · (rows of H_m(W_J ⊙ Πh))[:D],            h = H_m(B θ)/√m
+    adjoint   Pᵀy  = c·√m · B·H_m(Πᵀ Σ_J W_J ⊙ H_m y_J)[:d] / √m,   y = [y; 0] as K rows of m
+
+Why it is the same projection in law where it matters. In the global form [θ; 0] fills only the
+first m of L entries, so (shown above) Π acts through residues a_k ∈ [0, m), each taken L/m
+times; the untruncated Gram matrix PᵀP = c²·L·Σ_k G_k² h_{a_k} h'_{a_k} depends only on how
+many G_k² each residue collects, not on where they sit — any arrangement gives the same law.
+Tiling the residues (a_k = π(k mod m)) and writing H_L = H_{L/m} ⊗ H_m turns V into exactly
+this stack, with W = H_{L/m}·G/√(L/m) again i.i.d. N(0, 1). The variants differ only in how
+the truncation to D rows falls (whole blocks here) and in the subspace's directions, not in
+the distortion law; ``benchmarks/bench_ratios.py`` measures both side by side against the
+Gaussian ideal. Cost: one batched FWHT of size m over K·m ≈ D entries (log₂ m instead of
+log₂ L passes, and no padding of D to a power of two), a multiply by W, an m-entry gather;
+state K·m + d floats and m int32 (≈ 4 bytes per output coordinate in float32).
+
+Normalisation: a full block maps e_j to H_m W_J Π h_j with h_j = H_m B e_j ∈ {±1}^m, of squared
+norm m·ΣW_J² exactly; the last block keeps p = D − (K−1)m rows, p·ΣW_{K−1}² in expectation over
+W's signs. c = (m·Σ_{J<K−1} ΣW_J² + p·ΣW_{K−1}²)^(−1/2) gives E‖P e_j‖² = 1, exactly 1 for every
+column when m divides D. Sampled from the seeded CPU generator in the order B (d draws),
+Π (randperm m), W (K·m draws).
 """
 
 from __future__ import annotations
@@ -45,11 +72,13 @@ import math
 import torch
 import torch.nn.functional as F
 
+from projbench.errors import InvalidArgumentError
 from projbench.hadamard import fwht, next_power_of_two
 from projbench.projection import Projection, check_state_budget, linear_map
 
 #: default state budget (bytes) of one projection, as for ``dense``
 DEFAULT_MAX_BYTES = 2 * 1024**3
+VARIANTS = ("global", "stacked")
 
 
 def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -74,9 +103,11 @@ class FastfoodProjection(Projection):
     name = "fastfood"
     signs: torch.Tensor  # (d,) Rademacher B (only the first d entries of B ever act)
     gauss: torch.Tensor  # (L,) Gaussian diagonal G
-    residue: torch.Tensor  # (L,) int32, π(k) mod m
+    residue: torch.Tensor  # (L,) int32, π(k) mod m (global variant)
+    perm: torch.Tensor  # (m,) int32, π (stacked variant)
     scale: float  # c·√m (a Python float: no device sync per call; recomputed on load_state_dict)
-    summary = "Fastfood H·G·Π·H·B (Le et al. 2013; Li et al. 2018), one global block, O(L) memory"
+    summary = ("Fastfood H·G·Π·H·B (Le et al. 2013; Li et al. 2018), one global block, O(L) memory "
+               "(variant=stacked: ⌈D/m⌉ blocks of size m sharing B and Π, FWHTs of size m)")
 
     def __init__(
         self,
@@ -87,11 +118,21 @@ class FastfoodProjection(Projection):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        variant: str = "global",
     ) -> None:
         super().__init__(d, D, seed=seed, device=device, dtype=dtype)
+        if variant not in VARIANTS:
+            raise InvalidArgumentError(
+                f"fastfood variant must be one of {', '.join(VARIANTS)}; got {variant!r}"
+            )
+        self.variant = variant
+        self._order: torch.Tensor | None = None  # CUDA only: positions sorted by residue
+        elem = torch.empty(0, dtype=dtype).element_size()
+        if variant == "stacked":
+            self._init_stacked(seed, elem, max_bytes)
+            return
         L = next_power_of_two(max(D, d))
         m = next_power_of_two(d)
-        elem = torch.empty(0, dtype=dtype).element_size()
         check_state_budget(f"a fastfood projection with D={D:,}, d={d:,} (L={L:,})",
                            L * (elem + 4) + d * elem, max_bytes)
         self.L, self.m = L, m
@@ -107,23 +148,68 @@ class FastfoodProjection(Projection):
         self.register_buffer("residue", residue.to(dev))
         self.scale = self._scale_from(gauss)
         self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
-        self._order: torch.Tensor | None = None  # CUDA only: positions sorted by residue
+
+    def _init_stacked(self, seed: int, elem: int, max_bytes: int) -> None:
+        d, D = self.d, self.D
+        m = next_power_of_two(d)
+        K = -(-D // m)
+        check_state_budget(f"a stacked fastfood projection with D={D:,}, d={d:,} (m={m:,})",
+                           (K * m + d) * elem + 4 * m, max_bytes)
+        self.m, self.K = m, K
+        self.L = K * m  # rows before truncation (no power-of-two padding of D)
+        g = torch.Generator().manual_seed(seed)
+        b = torch.randint(0, 2, (d,), generator=g).to(torch.float64) * 2 - 1
+        perm = torch.randperm(m, generator=g)
+        gauss = torch.randn(K, m, generator=g, dtype=torch.float32).to(torch.float64)
+        dev = self._init_device
+        dtype = self.dtype
+        self.register_buffer("signs", b.to(dtype=dtype, device=dev))
+        self.register_buffer("gauss", gauss.to(dtype=dtype, device=dev))  # (K, m): W_J as rows
+        self.register_buffer("perm", perm.to(torch.int32).to(dev))  # (Πv)_r = v_{π(r)}
+        self.scale = self._scale_from(gauss)
+        self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
 
     def _scale_from(self, gauss: torch.Tensor) -> float:
-        """c·√m = √(m / (D·ΣG²)), in float64."""
-        return math.sqrt(self.m / (self.D * float(gauss.double().pow(2).sum())))
+        """c·√m in float64: √(m / (D·ΣG²)) (global), √(m / (m·Σ_{J<K−1}ΣW_J² + p·ΣW_{K−1}²))
+        (stacked, p the rows kept of the last block)."""
+        sq = gauss.double().pow(2)
+        if self.variant == "stacked":
+            p = self.D - (self.K - 1) * self.m
+            kept = self.m * float(sq[:-1].sum()) + p * float(sq[-1].sum())
+            return math.sqrt(self.m / kept)
+        return math.sqrt(self.m / (self.D * float(sq.sum())))
 
     def _rescale(self) -> None:
         self.scale = self._scale_from(self.gauss)
 
     def _fwht_long(self, x: torch.Tensor) -> torch.Tensor:
-        """c·√m·x·H_L, the scale folded into the FWHT (float16: applied after, for range)."""
+        """c·√m·x·H along the last dim (length L, or m when stacked), the scale folded into the
+        FWHT (float16: applied after, for range)."""
         s = self.scale
         if x.dtype == torch.float16:
-            return fwht(x, normalized=True) * (s * math.sqrt(self.L))
+            return fwht(x, normalized=True) * (s * math.sqrt(x.shape[-1]))
         return fwht(x, scale=s)
 
+    def _stacked_forward(self, theta: torch.Tensor) -> torch.Tensor:
+        lead = theta.shape[:-1]
+        t = theta.reshape(-1, self.d) * self.signs
+        h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m)
+        x = self.gauss * h[:, self.perm].unsqueeze(1)  # (B, K, m): W_J ⊙ Πh for every block
+        y = self._fwht_long(x).view(x.shape[0], self.L)  # one batched FWHT of size m
+        return y[:, : self.D].reshape(*lead, self.D)
+
+    def _stacked_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        lead = y.shape[:-1]
+        flat = F.pad(y.reshape(-1, self.D), (0, self.L - self.D)).view(-1, self.K, self.m)
+        u = self._fwht_long(flat).mul_(self.gauss).sum(1)  # (B, m): Σ_J W_J ⊙ H_m y_J
+        r = torch.empty_like(u)
+        r[:, self.perm] = u  # Πᵀ
+        x = fwht(r, normalized=True)[:, : self.d] * self.signs
+        return x.reshape(*lead, self.d)
+
     def _forward(self, theta: torch.Tensor) -> torch.Tensor:
+        if self.variant == "stacked":
+            return self._stacked_forward(theta)
         lead = theta.shape[:-1]
         t = theta.reshape(-1, self.d) * self.signs
         h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m): one period of H_L B[θ;0]
@@ -132,6 +218,8 @@ class FastfoodProjection(Projection):
         return y[:, : self.D].reshape(*lead, self.D)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.variant == "stacked":
+            return self._stacked_adjoint(y)
         lead = y.shape[:-1]
         z = self._fwht_long(F.pad(y.reshape(-1, self.D), (0, self.L - self.D))).mul_(self.gauss)
         s = self._block_sum(z)  # (B, m): Σ over the L/m blocks of Πᵀ(G ⊙ H_L[y;0])
@@ -163,4 +251,6 @@ class FastfoodProjection(Projection):
         return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:
+        if self.variant == "stacked":
+            return f"{super().extra_repr()}, variant=stacked, K={self.K}, m={self.m}"
         return f"{super().extra_repr()}, L={self.L}, m={self.m}"
