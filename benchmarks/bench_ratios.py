@@ -9,12 +9,14 @@ in brackets. A time whose IQR exceeds 25 % of its median is flagged ``unstable``
 1. **FWHT**: ``projbench.fwht`` (default pure-PyTorch backend) vs ``fht-cpu`` in place on a
    numpy array (the library's own best case), ``fht-cpu`` through projbench's backend (one copy
    for a new result), and the naive split/concatenate loop, for n = 2^16…2^22, batch 1/8/64
-   (batch·n ≤ ``--max-elements``). Ratios: ours ÷ fht-cpu, naive ÷ ours.
+   (batch·n ≤ ``--max-elements``). Ratios: ours ÷ fht-cpu, naive ÷ ours; the GEMM floor of our
+   plan and the torch-kernel floor (:func:`per_bit_floor`) of any plan built from torch kernels.
 2. **Projections** at d = 1000, batch 1, D ∈ {199,210 (FC-MNIST), 2^20, 2^22}: one FWHT of
    length L; fastfood forward / adjoint / forward+backward (autograd) — also with the
    ``fht-cpu`` backend — and the *textbook* Fastfood forward (two full-length FWHTs and a
    gather over L, the construction before issue 8, same matrix); fastjl and sparse likewise.
-   Ratios: fastfood fwd ÷ FWHT, backward ÷ forward, fastjl ÷ fastfood, sparse ÷ fastfood.
+   Ratios: fastfood fwd ÷ FWHT, backward ÷ forward, fastjl ÷ fastfood, sparse ÷ fastfood; the
+   stacked Fastfood (``variant="stacked"``) ÷ the global one, and fastjl ÷ stacked.
 3. **JL quality** of the same constructions (the permutation is now applied through its
    residues mod m, the matrix is unchanged): distortion of the sketch on Gaussian points against
    the Gaussian ideal χ²_d/d, and the maximum difference to the textbook matrix.
@@ -123,9 +125,9 @@ def gemm_rate() -> float:
 def per_bit_floor() -> dict[str, float]:
     """Seconds per transform bit of 2^16 cache-resident elements for the fastest torch kernels
     that can do one: a 16×16 GEMM pass (both layouts; 4 bits each), a 32×32 one (5 bits), and a
-    radix-2 add/sub pair (1 bit). Best of 15 rounds. Any pure-PyTorch FWHT of length n spends at
-    least min(per bit)·log₂n per 2^16 elements, whatever its plan: torch has no kernel that
-    applies a butterfly to several bits of a vector in one sweep at a lower cost."""
+    radix-2 add/sub pair (1 bit). Best of 15 rounds. An FWHT of length n built from these kernels
+    spends at least min(per bit)·log₂n per 2^16 elements, whatever its plan (we know of no torch
+    kernel that applies transform bits at a lower cost per element)."""
     from projbench.hadamard import hadamard_matrix
 
     n = 1 << 16
@@ -395,9 +397,9 @@ def markdown(p: dict[str, Any]) -> str:
         pb = p["settings"]["per_bit_floor"]
         lines += ["Torch-kernel floor: the fastest torch kernel per transform bit on 2^16 cache-resident "
                   "elements (µs per bit: " + ", ".join(f"{k} {v:.2f}" for k, v in pb.items())
-                  + "), times log₂n bits: a lower bound for *any* pure-PyTorch FWHT plan, even one "
-                  "that never leaves the cache. Where it exceeds 2× fht-cpu, the ≤ 2× goal is out of "
-                  "reach of pure PyTorch on this CPU.", ""]
+                  + "), times log₂n bits: a lower bound for any FWHT plan built from these kernels, "
+                  "even one that never leaves the cache. Where it exceeds 2× fht-cpu, the ≤ 2× goal "
+                  "is out of their reach on this CPU.", ""]
     lines += [f"**Projections** (d = {p['projections'][0]['d'] if p['projections'] else '—'}, batch 1, "
               "float32; bwd = the backward pass alone, through a graph built once)", ""]
     rows = []

@@ -125,6 +125,7 @@ def test_fastfood_variants_preset(tmp_path: Path) -> None:
     runs = list(out.engine.results.values())
     subspace = [r for r in runs if r["identity"]["role"] == "subspace"]
     assert {r["identity"]["projection"] for r in subspace} == {"fastfood"}
-    assert {tuple(sorted(r["identity"]["options"].items())) for r in subspace} == {(), (("variant", "stacked"),)}
+    options = {tuple(sorted(r["identity"]["options"].items())) for r in subspace}
+    assert options == {(), (("variant", "stacked"),)}
     assert len({r["run_id"] for r in subspace}) == len(subspace)
     assert sum(r["identity"]["role"] == "baseline" for r in runs) == len(spec.seeds)
