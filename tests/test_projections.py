@@ -289,7 +289,9 @@ def test_half_precision_agrees_with_float64(name: str, dtype: torch.dtype) -> No
 def test_fastjl_state_and_backward() -> None:
     p = projbench.make_projection("fastjl", d=50, D=3000, seed=2, dtype=torch.float64)
     assert p.ps.rows.dtype == torch.int32 and p.ps.cols.dtype == torch.int32
-    assert p.memory_bytes() == 8 * p.L + (4 + 4 + 8) * p.nnz
+    # signs; COO triplets; the adjoint's row-major CSR copy (column, value; row pointers)
+    assert p.memory_bytes() == 8 * p.L + (4 + 4 + 8) * p.nnz + (4 + 8) * p.nnz + 4 * (50 + 1)
+    assert "ps.csr_vals" not in p.state_dict()  # derived: rebuilt on load, never saved
     theta = torch.randn(3, 50, dtype=torch.float64, requires_grad=True)
     y = torch.randn(3, 3000, dtype=torch.float64)
     (grad,) = torch.autograd.grad((p(theta) * y).sum(), theta)
@@ -384,3 +386,27 @@ def test_summary_is_one_line(name: str) -> None:
 
     cls = get_registry("projections").get(name)
     assert cls.summary and "\n" not in cls.summary
+
+
+def test_fastjl_adjoint_csr_copy_agrees_and_follows_the_state() -> None:
+    """The CPU adjoint runs on a row-major CSR copy of P_s: it must equal the COO path, follow
+    dtype moves, and be rebuilt when load_state_dict brings another P_s."""
+    p = projbench.make_projection("fastjl", d=40, D=3000, seed=5, dtype=torch.float64)
+    u = torch.randn(3, p.L, dtype=torch.float64)
+    coo = p.ps._apply_op(u, p.ps.cols, p.ps.rows, p.d)  # the gather + scatter path
+    torch.testing.assert_close(p.ps.matvec(u), coo)
+    torch.testing.assert_close(p.ps.matvec(u[:1]), coo[:1])
+    y = torch.randn(2, 3000, dtype=torch.float64)
+    torch.testing.assert_close(p.adjoint(y), y @ p.to_dense())
+    # a state dict with other values (shapes depend on nnz: same seed, values doubled); a CSR
+    # copy not rebuilt on load would keep the old values and give half the expected adjoint
+    state = {k: v.clone() for k, v in p.state_dict().items()}
+    state["ps.vals"].mul_(2)
+    twin = projbench.make_projection("fastjl", d=40, D=3000, seed=5, dtype=torch.float64)
+    twin.load_state_dict(state)
+    torch.testing.assert_close(twin.adjoint(y), 2 * p.adjoint(y))
+    torch.testing.assert_close(p.float().adjoint(y.float()), (y @ p.double().to_dense()).float(),
+                               rtol=1e-4, atol=1e-4)
+    half = projbench.make_projection("fastjl", d=40, D=3000, seed=5, dtype=torch.float16)
+    ref = projbench.make_projection("fastjl", d=40, D=3000, seed=5, dtype=torch.float32)
+    torch.testing.assert_close(half.adjoint(y.half()).float(), ref.adjoint(y.float()), rtol=2e-2, atol=0.5)
