@@ -45,6 +45,7 @@ from benchmarks.bench_fwht import fwht_naive
 from projbench.hadamard import fwht, next_power_of_two, use_backend
 
 UNSTABLE_IQR = 0.25
+ALL_SECTIONS = "fwht,projections,quality,subspace"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,76 +373,83 @@ def section_subspace(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------
 def markdown(p: dict[str, Any]) -> str:
-    lines = ["### Issue 8 ratios, one run (`python -m benchmarks.bench_ratios"
-             + (" --quick" if p["settings"]["quick"] else "") + "`)", "", machine_line(p["machine"]),
+    st = p["settings"]
+    flags = (" --quick" if st["quick"] else "") + f" --threads {st.get('threads') or 'default'}" + (
+        f" --sections {st['sections']}" if st.get("sections", ALL_SECTIONS) != ALL_SECTIONS else "")
+    lines = [f"### Issue 8 ratios, one run (`python -m benchmarks.bench_ratios{flags}`, "
+             f"{st['rounds']} rounds)", "", machine_line(p["machine"]),
              "Times: median ± IQR over interleaved rounds (ms). Ratios: median of per-round ratios "
              "[IQR]. ⚠unstable: IQR > 25 % of the median.", ""]
-    lines += ["**FWHT** (float32)", ""]
-    rows = [[f"2^{r['log2n']}", r["batch"], mtxt(r["times"]["ours"]), mtxt(r["times"].get("fht-cpu")),
-             rtxt(r.get("ours_over_fhtcpu")), rtxt(r.get("backend_over_fhtcpu")),
-             mtxt(r["times"]["naive"]), rtxt(r["naive_over_ours"]),
-             f"{r['gemm_floor_ms']:.3g} ({r['flops_per_element']})", f"{r['ours_over_floor']:.2f}×",
-             f"{r['torch_floor_ms']:.3g}",
-             f"{r['torch_floor_over_fhtcpu']:.2f}×" if "torch_floor_over_fhtcpu" in r else "—"]
-            for r in p["fwht"]]
-    lines += [md_table(["n", "batch", "ours ms", "fht-cpu (in place) ms", "ours ÷ fht-cpu",
-                        "fht-cpu backend ÷ in place", "naive ms", "naive ÷ ours",
-                        "GEMM floor ms (flop/elem)", "ours ÷ floor", "torch-kernel floor ms",
-                        "torch floor ÷ fht-cpu"], rows), ""]
     if p["fwht"]:
-        lines += [f"GEMM floor: the torch backend's flops (2·Σ block sizes per element) at the rate of "
-                  f"its own radix-16 pass on cache-resident data (best of 15 rounds), "
-                  f"{p['fwht'][0]['gemm_gflops']:.1f} GFLOP/s: no plan with these GEMM blocks can be faster; "
-                  "out-of-cache sizes add memory sweeps on top.", ""]
-    if p["settings"].get("per_bit_floor"):
-        pb = p["settings"]["per_bit_floor"]
-        lines += ["Torch-kernel floor: the fastest torch kernel per transform bit on 2^16 cache-resident "
-                  "elements (µs per bit: " + ", ".join(f"{k} {v:.2f}" for k, v in pb.items())
-                  + "), times log₂n bits: a lower bound for any FWHT plan built from these kernels, "
-                  "even one that never leaves the cache. Where it exceeds 2× fht-cpu, the ≤ 2× goal "
-                  "is out of their reach on this CPU.", ""]
-    lines += [f"**Projections** (d = {p['projections'][0]['d'] if p['projections'] else '—'}, batch 1, "
-              "float32; bwd = the backward pass alone, through a graph built once)", ""]
-    rows = []
-    for r in p["projections"]:
-        t = r["times"]
-        rows.append([f"{r['D']:,}", mtxt(t["fwht L"]), mtxt(t["fastfood fwd"]), mtxt(t["fastfood bwd"]),
-                     mtxt(t["stacked fwd"]), mtxt(t["stacked bwd"]),
-                     mtxt(t["textbook fastfood fwd"]), mtxt(t.get("fastfood fwd (fht-cpu)")),
-                     mtxt(t["fastjl fwd"]), mtxt(t["fastjl bwd"]), mtxt(t["sparse fwd"]),
-                     mtxt(t["sparse bwd"])])
-    lines += [md_table(["D", "FWHT of L", "fastfood fwd", "fastfood bwd", "stacked fwd", "stacked bwd",
-                        "textbook fastfood fwd",
-                        "fastfood fwd, fht-cpu", "fastjl fwd", "fastjl bwd", "sparse fwd", "sparse bwd"],
-                       rows), ""]
-    names = list(p["projections"][0]["ratios"]) if p["projections"] else []
-    rows = [[n, *[rtxt(r["ratios"].get(n)) for r in p["projections"]]] for n in names]
-    lines += [md_table(["ratio", *[f"D = {r['D']:,}" for r in p["projections"]]], rows), ""]
-    rows = [[n, *[f"{r['state_bytes'][n] / r['L']:.2f}" for r in p["projections"]]]
-            for n in ("fastfood", "fastfood-stacked", "fastjl", "sparse")]
-    lines += ["State bytes per padded coordinate:", "",
-              md_table(["projection", *[f"L = {r['L']:,}" for r in p["projections"]]], rows), ""]
-    q = p["quality"]
-    lines += [f"**JL quality** (pairwise-distance ratios of the sketch, d = {q['d']}, D = {q['D']:,}, "
-              f"{q['points']} Gaussian points, mean over {p['settings']['quality_seeds']} seeds; "
-              f"ideal χ²_d/d std {q['ideal']['ideal_std']:.4f}, fraction outside 1±{q['eps']} "
-              f"{q['ideal']['ideal_frac_out']:.4f})", ""]
-    rows = [[n, f"{v['mean']:.4f}", f"{v['std']:.4f}", f"{v['max_dev']:.3f}", f"{v['frac_out']:.4f}",
-             f"{v['ks']:.3f}"] for n, v in q["rows"].items()]
-    lines += [md_table(["projection", "mean", "std", "max |r−1|", "frac outside", "KS"], rows), "",
-              f"fastfood (one FWHT per direction) vs the textbook H·G·Π·H·B matrix at "
-              f"d = {q['textbook_check_size']['d']}, D = {q['textbook_check_size']['D']}: max |difference| "
-              f"{q['max_abs_diff_to_textbook']:.2e} (float64 vs float32).", ""]
-    lines += ["**Subspace step ÷ plain step** (SGD, batch 128, MNIST-shaped input, d = "
-              f"{p['settings']['d']})", ""]
-    rows = []
-    for b in p["subspace"]:
-        for name, r in b["rows"].items():
-            rows.append([b["arch"], f"{b['D']:,}", b.get("fwht_backend", "torch"), name,
-                         f"{r['step_ms']:.2f}",
-                         f"{r['step_iqr_ms']:.2f}" if r.get("step_iqr_ms") is not None else "—",
-                         f"{r['ratio_to_plain']:.2f}×"])
-    lines += [md_table(["arch", "D", "FWHT backend", "model", "step ms", "IQR ms", "÷ plain"], rows)]
+        lines += ["**FWHT** (float32)", ""]
+        rows = [[f"2^{r['log2n']}", r["batch"], mtxt(r["times"]["ours"]), mtxt(r["times"].get("fht-cpu")),
+                 rtxt(r.get("ours_over_fhtcpu")), rtxt(r.get("backend_over_fhtcpu")),
+                 mtxt(r["times"]["naive"]), rtxt(r["naive_over_ours"]),
+                 f"{r['gemm_floor_ms']:.3g} ({r['flops_per_element']})", f"{r['ours_over_floor']:.2f}×",
+                 f"{r['torch_floor_ms']:.3g}",
+                 f"{r['torch_floor_over_fhtcpu']:.2f}×" if "torch_floor_over_fhtcpu" in r else "—"]
+                for r in p["fwht"]]
+        lines += [md_table(["n", "batch", "ours ms", "fht-cpu (in place) ms", "ours ÷ fht-cpu",
+                            "fht-cpu backend ÷ in place", "naive ms", "naive ÷ ours",
+                            "GEMM floor ms (flop/elem)", "ours ÷ floor", "torch-kernel floor ms",
+                            "torch floor ÷ fht-cpu"], rows), ""]
+        if p["fwht"]:
+            lines += [f"GEMM floor: the torch backend's flops (2·Σ block sizes per element) at the rate of "
+                      f"its own radix-16 pass on cache-resident data (best of 15 rounds), "
+                      f"{p['fwht'][0]['gemm_gflops']:.1f} GFLOP/s: no plan with these GEMM blocks can be "
+                      "faster; out-of-cache sizes add memory sweeps on top.", ""]
+        if p["settings"].get("per_bit_floor"):
+            pb = p["settings"]["per_bit_floor"]
+            lines += ["Torch-kernel floor: the fastest torch kernel per transform bit on 2^16 cache-resident "
+                      "elements (µs per bit: " + ", ".join(f"{k} {v:.2f}" for k, v in pb.items())
+                      + "), times log₂n bits: a lower bound for any FWHT plan built from these kernels, "
+                      "even one that never leaves the cache. Where it exceeds 2× fht-cpu, the ≤ 2× goal "
+                      "is out of their reach on this CPU.", ""]
+    if p["projections"]:
+        lines += [f"**Projections** (d = {p['projections'][0]['d'] if p['projections'] else '—'}, batch 1, "
+                  "float32; bwd = the backward pass alone, through a graph built once)", ""]
+        rows = []
+        for r in p["projections"]:
+            t = r["times"]
+            rows.append([f"{r['D']:,}", mtxt(t["fwht L"]), mtxt(t["fastfood fwd"]), mtxt(t["fastfood bwd"]),
+                         mtxt(t["stacked fwd"]), mtxt(t["stacked bwd"]),
+                         mtxt(t["textbook fastfood fwd"]), mtxt(t.get("fastfood fwd (fht-cpu)")),
+                         mtxt(t["fastjl fwd"]), mtxt(t["fastjl bwd"]), mtxt(t["sparse fwd"]),
+                         mtxt(t["sparse bwd"])])
+        lines += [md_table(["D", "FWHT of L", "fastfood fwd", "fastfood bwd", "stacked fwd", "stacked bwd",
+                            "textbook fastfood fwd",
+                            "fastfood fwd, fht-cpu", "fastjl fwd", "fastjl bwd", "sparse fwd", "sparse bwd"],
+                           rows), ""]
+        names = list(p["projections"][0]["ratios"]) if p["projections"] else []
+        rows = [[n, *[rtxt(r["ratios"].get(n)) for r in p["projections"]]] for n in names]
+        lines += [md_table(["ratio", *[f"D = {r['D']:,}" for r in p["projections"]]], rows), ""]
+        rows = [[n, *[f"{r['state_bytes'][n] / r['L']:.2f}" for r in p["projections"]]]
+                for n in ("fastfood", "fastfood-stacked", "fastjl", "sparse")]
+        lines += ["State bytes per padded coordinate:", "",
+                  md_table(["projection", *[f"L = {r['L']:,}" for r in p["projections"]]], rows), ""]
+    if p["quality"]:
+        q = p["quality"]
+        lines += [f"**JL quality** (pairwise-distance ratios of the sketch, d = {q['d']}, D = {q['D']:,}, "
+                  f"{q['points']} Gaussian points, mean over {p['settings']['quality_seeds']} seeds; "
+                  f"ideal χ²_d/d std {q['ideal']['ideal_std']:.4f}, fraction outside 1±{q['eps']} "
+                  f"{q['ideal']['ideal_frac_out']:.4f})", ""]
+        rows = [[n, f"{v['mean']:.4f}", f"{v['std']:.4f}", f"{v['max_dev']:.3f}", f"{v['frac_out']:.4f}",
+                 f"{v['ks']:.3f}"] for n, v in q["rows"].items()]
+        lines += [md_table(["projection", "mean", "std", "max |r−1|", "frac outside", "KS"], rows), "",
+                  f"fastfood (one FWHT per direction) vs the textbook H·G·Π·H·B matrix at "
+                  f"d = {q['textbook_check_size']['d']}, D = {q['textbook_check_size']['D']}: "
+                  f"max |difference| {q['max_abs_diff_to_textbook']:.2e} (float64 vs float32).", ""]
+    if p["subspace"]:
+        lines += ["**Subspace step ÷ plain step** (SGD, batch 128, MNIST-shaped input, d = "
+                  f"{p['settings']['d']})", ""]
+        rows = []
+        for b in p["subspace"]:
+            for name, r in b["rows"].items():
+                rows.append([b["arch"], f"{b['D']:,}", b.get("fwht_backend", "torch"), name,
+                             f"{r['step_ms']:.2f}",
+                             f"{r['step_iqr_ms']:.2f}" if r.get("step_iqr_ms") is not None else "—",
+                             f"{r['ratio_to_plain']:.2f}×"])
+        lines += [md_table(["arch", "D", "FWHT backend", "model", "step ms", "IQR ms", "÷ plain"], rows)]
     return "\n".join(lines)
 
 
@@ -453,7 +461,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--d", type=int, default=1000)
     ap.add_argument("--tag", default=None)
     ap.add_argument("--out-dir", default=None)
-    ap.add_argument("--sections", default="fwht,projections,quality,subspace")
+    ap.add_argument("--sections", default=ALL_SECTIONS)
     args = ap.parse_args(argv)
     args.rounds = args.rounds or (5 if args.quick else 9)
     args.steps = 3 if args.quick else 5
@@ -485,9 +493,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         payload["subspace"] = section_subspace(args)
     payload["settings"]["per_bit_floor"] = getattr(args, "per_bit_floor", None)
     payload["wall_s"] = time.perf_counter() - t0
-    md = markdown(payload) if sections >= {"fwht", "projections", "quality", "subspace"} else ""
-    json_path, md_path = write_results("bench_ratios", "cpu", payload, md or "(partial run)", args.out_dir,
-                                       args.tag)
+    md = markdown(payload)  # the sections that ran
+    json_path, md_path = write_results("bench_ratios", "cpu", payload, md, args.out_dir, args.tag)
     print(md)
     print(f"\nwrote {json_path} and {md_path} ({payload['wall_s']:.0f} s)", file=sys.stderr)
     return payload
