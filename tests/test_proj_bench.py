@@ -39,3 +39,19 @@ def test_textbook_fastfood_is_the_same_matrix() -> None:
     old = br.TextbookFastfood(20, 300, seed=4)
     torch.testing.assert_close(old(torch.eye(20)).T, p.to_dense(), rtol=1e-4, atol=1e-5)
     assert math.isfinite(float(p.to_dense().abs().max()))
+
+
+def test_partial_run_renders_only_its_sections(tmp_path) -> None:
+    """A ``--sections subspace`` run writes a Markdown table of what it measured (it used to
+    write "(partial run)"), with the flags that made it in the title."""
+    import json
+    from pathlib import Path
+
+    payload = br.main(["--sections", "quality", "--quick", "--out-dir", str(tmp_path), "--tag", "t"])
+    md = Path(tmp_path, "bench_ratios_cpu_t.md").read_text()
+    assert "--sections quality" in md.splitlines()[0]
+    assert "**JL quality**" in md and "**FWHT**" not in md and "**Subspace step" not in md
+    assert {"fastfood", "fastfood-stacked", "fastjl"} <= set(payload["quality"]["rows"])
+    stacked = payload["quality"]["rows"]["fastfood-stacked"]
+    assert abs(stacked["mean"] - 1) < 0.05 and abs(stacked["std"] - payload["quality"]["ideal"]["ideal_std"]) < 0.02
+    assert json.loads(Path(tmp_path, "bench_ratios_cpu_t.json").read_text())["quality"]
