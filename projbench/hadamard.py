@@ -282,6 +282,45 @@ def _rows_transform(
     return res
 
 
+def fwht_leading(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+    """(B, m, K) -> (B, m, K): scale·H_m·X_b for every batch row b — the transform along the
+    *leading* axis (m a power of two, any K), i.e. of every column of each (m, K) matrix.
+
+    One GEMM per radix factor a of H_m = H_{a_1} ⊗ … ⊗ H_{a_p}: viewing the row as
+    (left, a, right) with ``left`` the factors already done and ``right`` the rest times K, it
+    applies H_a to the middle axis in place (``mm`` for the first factor, ``bmm`` over ``left``
+    after) — the out-of-cache passes of :func:`fwht_torch`'s blocked path, here for blocks laid
+    out column-wise. Used by the stacked Fastfood, whose K blocks of length m are interleaved
+    (block index fastest) so that any run of consecutive coordinates meets many blocks. Pure
+    PyTorch, every device; not dispatched to FWHT backends; self-adjoint (H symmetric).
+    """
+    B, m, K = x.shape
+    if not is_power_of_two(m):
+        raise InvalidArgumentError(f"fwht_leading needs a power-of-two length, got {m}")
+    src = x.contiguous()
+    bits = _factor_bits(m.bit_length() - 1, _setting(OUTER_RADIX_BITS if K >= 64 else RADIX_BITS, x.device))
+    if not bits:
+        return src * scale
+    res = torch.empty_like(src)
+    scratch = _workspace(src.numel(), src.dtype, src.device, 2).view(src.shape) if len(bits) > 1 else None
+    bufs = [res, scratch] if len(bits) % 2 == 1 else [scratch, res]
+    cur = src
+    left, right = B, m * K
+    for i, b in enumerate(bits):
+        a = 1 << b
+        right //= a
+        dst = bufs[i % 2]
+        assert dst is not None
+        h = _scaled_block(a, src.dtype, src.device, scale if i == 0 else 1.0)
+        if left == 1:
+            torch.mm(h, cur.view(a, right), out=dst.view(a, right))
+        else:
+            torch.bmm(h.expand(left, a, a), cur.view(left, a, right), out=dst.view(left, a, right))
+        left *= a
+        cur = dst
+    return res
+
+
 def _torch_fused(x: torch.Tensor, scale: float) -> torch.Tensor:
     return fwht_torch(x, scale=scale)
 

@@ -156,8 +156,9 @@ def test_fastfood_reference_formula(d: int, D: int) -> None:
 
 
 def _fastfood_stacked_textbook(d: int, D: int, seed: int) -> torch.Tensor:
-    """c·[H_m W_J Π H_m B]_J stacked, rows [:D], columns [:d], built densely from the seed's
-    draws (B: d signs, Π: randperm m, W: K·m Gaussians, in order) with scipy's Hadamard matrix."""
+    """c·[H_m W_J Π H_m B]_J with row i of block J at position i·K + J, rows [:D], built densely
+    from the seed's draws (B: d signs, Π: randperm m, W: K·m Gaussians block by block) with
+    scipy's Hadamard matrix."""
     import scipy.linalg
 
     m = 1 << max(0, math.ceil(math.log2(d)))
@@ -170,16 +171,16 @@ def _fastfood_stacked_textbook(d: int, D: int, seed: int) -> torch.Tensor:
     Pi = torch.eye(m, dtype=torch.float64)[perm]
     B = torch.zeros(m, d, dtype=torch.float64)
     B[:d, :d] = torch.diag(b)  # [θ; 0] then the signs
-    V = torch.cat([H @ torch.diag(W[J]) @ Pi @ H @ B for J in range(K)])
-    p = D - (K - 1) * m
-    kept = m * float((W[:-1] ** 2).sum()) + p * float((W[-1] ** 2).sum())
-    return V[:D] / math.sqrt(kept)
+    V = torch.stack([H @ torch.diag(W[J]) @ Pi @ H @ B for J in range(K)])  # (K, m, d)
+    rows = V.permute(1, 0, 2).reshape(K * m, d)  # position i·K + J holds row i of block J
+    kept = sum(min(m, -(-(D - J) // K)) * float((W[J] ** 2).sum()) for J in range(K))
+    return rows[:D] / math.sqrt(kept)
 
 
 @pytest.mark.parametrize(("d", "D"), [(5, 12), (1, 1), (9, 5), (3, 64), (33, 200), (100, 1000), (8, 64)])
 def test_fastfood_stacked_reference_formula(d: int, D: int) -> None:
-    """variant="stacked" is exactly Le et al.'s stack of K = ⌈D/m⌉ blocks H_m W_J Π H_m B,
-    normalised so that E‖P e_j‖² = 1 (every column exactly 1 when m divides D)."""
+    """variant="stacked" is exactly Le et al.'s stack of K = ⌈D/m⌉ blocks H_m W_J Π H_m B with
+    interleaved rows, normalised so that E‖P e_j‖² = 1 (every column exactly 1 when m | D)."""
     p = projbench.make_projection("fastfood", d=d, D=D, seed=7, dtype=torch.float64, variant="stacked")
     ref = _fastfood_stacked_textbook(d, D, 7)
     torch.testing.assert_close(p.to_dense(), ref, rtol=1e-12, atol=1e-12)
@@ -193,20 +194,23 @@ def test_fastfood_stacked_reference_formula(d: int, D: int) -> None:
 
 def test_fastfood_stacked_is_the_global_form_with_tiled_residues() -> None:
     """The docstring's identity: global Fastfood whose residues tile (a_k = π(k mod m)) equals
-    the stacked form with W = H_{L/m}·G (D = L), so the variants share the distortion law."""
+    the stacked form with W = H_{L/m}·G (D = L) up to the interleaving of rows, so the
+    variants share the law of PᵀP."""
     import scipy.linalg
 
     d, D = 6, 256
     glob = projbench.make_projection("fastfood", d=d, D=D, seed=1, dtype=torch.float64)
     stack = projbench.make_projection("fastfood", d=d, D=D, seed=2, dtype=torch.float64, variant="stacked")
     m, L = glob.m, glob.L
-    assert (m, stack.K * stack.m) == (stack.m, L)
-    glob.residue.copy_(stack.perm.repeat(L // m))  # a_k = π(k mod m)
+    K = L // m
+    assert (m, stack.K, stack.m) == (stack.m, K, m)
+    glob.residue.copy_(stack.perm.repeat(K))  # a_k = π(k mod m)
     glob.signs.copy_(stack.signs)
-    H = torch.from_numpy(scipy.linalg.hadamard(L // m).astype("float64"))
-    stack.gauss.copy_(H @ glob.gauss.view(L // m, m))
+    H = torch.from_numpy(scipy.linalg.hadamard(K).astype("float64"))
+    stack.gauss.copy_((H @ glob.gauss.view(K, m)).T)  # W_J as columns of (m, K)
     stack._rescale()
-    torch.testing.assert_close(stack.to_dense(), glob.to_dense(), rtol=1e-12, atol=1e-12)
+    block_order = stack.to_dense().view(m, K, d).permute(1, 0, 2).reshape(L, d)  # undo interleaving
+    torch.testing.assert_close(block_order, glob.to_dense(), rtol=1e-12, atol=1e-12)
 
 
 def test_fastfood_stacked_state_and_options() -> None:

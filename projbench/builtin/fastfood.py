@@ -38,39 +38,43 @@ seed gives the same matrix as earlier versions. A state over ``max_bytes`` is re
 forward is the adjoint and vice versa (:func:`projbench.projection.linear_map`).
 
 Variant ``"stacked"`` (option ``variant``; default ``"global"``, the construction above). Le et
-al.'s own way to reach D > d rows: K = ⌈D/m⌉ Fastfood blocks of size m = 2^⌈log₂ d⌉ stacked,
-here sharing B and Π (one FWHT of size m serves every block) with a Gaussian diagonal W_J each:
+al.'s own way to reach D > d rows: K = ⌈D/m⌉ Fastfood blocks of size m = 2^⌈log₂ d⌉, here
+sharing B and Π (one FWHT of size m serves every block) with a Gaussian diagonal W_J each, and
+their rows *interleaved*: row i of block J goes to position i·K + J.
 
-    V_J = H_m W_J Π H_m B ∈ R^{m×m},   P θ = c · ([V_0; …; V_{K−1}] [θ; 0])[:D]
+    V_J = H_m W_J Π H_m B ∈ R^{m×m},   (P θ)_{i·K+J} = c · (V_J [θ; 0])_i,   i·K + J < D
 
-    forward   P θ  = c·√m · (rows of H_m(W_J ⊙ Πh))[:D],            h = H_m(B θ)/√m
-    adjoint   Pᵀy  = c·√m · B·H_m(Πᵀ Σ_J W_J ⊙ H_m y_J)[:d] / √m,   y = [y; 0] as K rows of m
+    forward   P θ  = c·√m · H_m(W ⊙ Πh)        as an (m, K) array, flattened, [:D];  h = H_m(B θ)/√m
+    adjoint   Pᵀy  = c·√m · B·H_m(Πᵀ Σ_J W_J ⊙ (H_m Y)_{:,J})[:d] / √m,   Y = [y; 0] as (m, K)
 
 Why it is the same projection in law where it matters. In the global form [θ; 0] fills only the
 first m of L entries, so (shown above) Π acts through residues a_k ∈ [0, m), each taken L/m
 times; the untruncated Gram matrix PᵀP = c²·L·Σ_k G_k² h_{a_k} h'_{a_k} depends only on how
 many G_k² each residue collects, not on where they sit — any arrangement gives the same law.
 Tiling the residues (a_k = π(k mod m)) and writing H_L = H_{L/m} ⊗ H_m turns V into exactly
-this stack, with W = H_{L/m}·G/√(L/m) again i.i.d. N(0, 1). So the *subspace's own geometry*
-(the law of PᵀP, which decides how θ_d's norms and angles survive in θ) is the same up to where
-the truncation to D rows falls; ``benchmarks/bench_ratios.py`` measures both side by side
-against the Gaussian ideal. The *sketch* S = √(D/d)·Pᵀ is another matter: an input that lives
-inside one block of m coordinates (one small layer's gradient, an image patch) meets only that
-block's m Gaussians, so on such inputs with a concentrated Hadamard spectrum (smooth, large
-local mean) the stacked sketch is a single size-m Fastfood — std of ‖Sx‖²/‖x‖² 0.85 on a
-64-coordinate bump at d = 64, D = 1500, against 0.24 global and 0.18 ideal
-(``tests/test_jl_statistics.py``). Whether that matters for training is an empirical question:
-the ``fastfood-variants`` study measured d_int90 7–14 % higher (not significant at 6 seeds).
+this stack (rows in block order), with W = H_{L/m}·G/√(L/m) again i.i.d. N(0, 1); interleaving
+permutes rows, which leaves PᵀP unchanged. So the subspace's own geometry (how θ_d's norms and
+angles survive in θ) has the same law up to where the truncation to D rows falls.
 
-Cost: one batched FWHT of size m over K·m ≈ D entries (log₂ m instead of log₂ L passes, and no
-padding of D to a power of two), a multiply by W, an m-entry gather; state K·m + d floats and
-m int32 (≈ 4 bytes per output coordinate in float32).
+Why interleaved. The sketch S = √(D/d)·Pᵀ (and each training step's Pᵀ·gradient) sees an input
+through the blocks its coordinates fall in. In block order, an input inside one block (a small
+layer's gradient, an image patch) would meet only that block's m Gaussians: on a smooth
+64-coordinate bump the ratio ‖Sx‖²/‖x‖² then spread 0.85 (ideal 0.18, global 0.24) and the
+``fastfood-variants`` study measured d_int90 7–14 % higher. Interleaved, consecutive coordinates
+fall in consecutive blocks, so a run of r ≤ K coordinates meets r independent blocks: on the bump
+the spread is 0.18, at the ideal and below the global form's 0.24 (``tests/test_jl_statistics.py``).
+The layout costs nothing: the transform runs along the leading axis of the (m, K) array
+(:func:`projbench.hadamard.fwht_leading`), and W is stored as (m, K).
 
-Normalisation: a full block maps e_j to H_m W_J Π h_j with h_j = H_m B e_j ∈ {±1}^m, of squared
-norm m·ΣW_J² exactly; the last block keeps p = D − (K−1)m rows, p·ΣW_{K−1}² in expectation over
-W's signs. c = (m·Σ_{J<K−1} ΣW_J² + p·ΣW_{K−1}²)^(−1/2) gives E‖P e_j‖² = 1, exactly 1 for every
-column when m divides D. Sampled from the seeded CPU generator in the order B (d draws),
-Π (randperm m), W (K·m draws).
+Normalisation: a block maps e_j to H_m W_J Π h_j with h_j = H_m B e_j ∈ {±1}^m, of squared norm
+m·ΣW_J² exactly; block J keeps its rows i < p_J = min(m, ⌈(D − J)/K⌉), p_J·ΣW_J² in expectation
+over W's signs. c = (Σ_J p_J·ΣW_J²)^(−1/2) gives E‖P e_j‖² = 1, exactly 1 for every column when
+m divides D. Sampled from the seeded CPU generator in the order B (d draws), Π (randperm m),
+W (K·m draws, block by block).
+
+Cost of the stacked form: K transforms of size m over K·m ≈ D entries (log₂ m instead of log₂ L
+passes, and no padding of D to a power of two), a multiply by W, an m-entry gather; state K·m + d
+floats and m int32 (≈ 4 bytes per output coordinate in float32).
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ import torch
 import torch.nn.functional as F
 
 from projbench.errors import InvalidArgumentError
-from projbench.hadamard import fwht, next_power_of_two
+from projbench.hadamard import fwht, fwht_leading, next_power_of_two
 from projbench.projection import Projection, check_state_budget, linear_map
 
 #: default state budget (bytes) of one projection, as for ``dense``
@@ -112,7 +116,7 @@ class FastfoodProjection(Projection):
     signs: torch.Tensor  # (d,) Rademacher B (only the first d entries of B ever act)
     gauss: torch.Tensor  # (L,) Gaussian diagonal G
     residue: torch.Tensor  # (L,) int32, π(k) mod m (global variant)
-    perm: torch.Tensor  # (m,) int32, π (stacked variant)
+    perm: torch.Tensor  # (m,) int32, π (stacked variant; there ``gauss`` is (m, K))
     scale: float  # c·√m (a Python float: no device sync per call; recomputed on load_state_dict)
     summary = ("Fastfood H·G·Π·H·B (Le et al. 2013; Li et al. 2018), one global block, O(L) memory "
                "(variant=stacked: ⌈D/m⌉ blocks of size m sharing B and Π, FWHTs of size m)")
@@ -168,22 +172,23 @@ class FastfoodProjection(Projection):
         g = torch.Generator().manual_seed(seed)
         b = torch.randint(0, 2, (d,), generator=g).to(torch.float64) * 2 - 1
         perm = torch.randperm(m, generator=g)
-        gauss = torch.randn(K, m, generator=g, dtype=torch.float32).to(torch.float64)
+        gauss = torch.randn(K, m, generator=g, dtype=torch.float32).to(torch.float64).T.contiguous()
         dev = self._init_device
         dtype = self.dtype
         self.register_buffer("signs", b.to(dtype=dtype, device=dev))
-        self.register_buffer("gauss", gauss.to(dtype=dtype, device=dev))  # (K, m): W_J as rows
+        self.register_buffer("gauss", gauss.to(dtype=dtype, device=dev))  # (m, K): W_J as columns
         self.register_buffer("perm", perm.to(torch.int32).to(dev))  # (Πv)_r = v_{π(r)}
         self.scale = self._scale_from(gauss)
         self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
 
     def _scale_from(self, gauss: torch.Tensor) -> float:
-        """c·√m in float64: √(m / (D·ΣG²)) (global), √(m / (m·Σ_{J<K−1}ΣW_J² + p·ΣW_{K−1}²))
-        (stacked, p the rows kept of the last block)."""
+        """c·√m in float64: √(m / (D·ΣG²)) (global), √(m / Σ_J p_J·ΣW_J²) (stacked, p_J the rows
+        of block J that land below D)."""
         sq = gauss.double().pow(2)
-        if self.variant == "stacked":
-            p = self.D - (self.K - 1) * self.m
-            kept = self.m * float(sq[:-1].sum()) + p * float(sq[-1].sum())
+        if self.variant == "stacked":  # gauss is (m, K); block J keeps its rows i < p_J
+            J = torch.arange(self.K, dtype=torch.float64)
+            p = torch.clamp(torch.ceil((self.D - J) / self.K), 0, self.m)
+            kept = float((p * sq.cpu().sum(0)).sum())
             return math.sqrt(self.m / kept)
         return math.sqrt(self.m / (self.D * float(sq.sum())))
 
@@ -198,18 +203,25 @@ class FastfoodProjection(Projection):
             return fwht(x, normalized=True) * (s * math.sqrt(x.shape[-1]))
         return fwht(x, scale=s)
 
+    def _fwht_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """c·√m·H_m along the block axis of (B, m, K) (float16: the scale after, for range)."""
+        s = self.scale
+        if x.dtype == torch.float16:
+            return fwht_leading(x, scale=1 / math.sqrt(self.m)) * (s * math.sqrt(self.m))
+        return fwht_leading(x, scale=s)
+
     def _stacked_forward(self, theta: torch.Tensor) -> torch.Tensor:
         lead = theta.shape[:-1]
         t = theta.reshape(-1, self.d) * self.signs
         h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m)
-        x = self.gauss * h[:, self.perm].unsqueeze(1)  # (B, K, m): W_J ⊙ Πh for every block
-        y = self._fwht_long(x).view(x.shape[0], self.L)  # one batched FWHT of size m
+        x = self.gauss * h[:, self.perm].unsqueeze(-1)  # (B, m, K): column J is W_J ⊙ Πh
+        y = self._fwht_blocks(x).view(x.shape[0], self.L)  # position i·K + J: row i of block J
         return y[:, : self.D].reshape(*lead, self.D)
 
     def _stacked_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         lead = y.shape[:-1]
-        flat = F.pad(y.reshape(-1, self.D), (0, self.L - self.D)).view(-1, self.K, self.m)
-        u = self._fwht_long(flat).mul_(self.gauss).sum(1)  # (B, m): Σ_J W_J ⊙ H_m y_J
+        flat = F.pad(y.reshape(-1, self.D), (0, self.L - self.D)).view(-1, self.m, self.K)
+        u = self._fwht_blocks(flat).mul_(self.gauss).sum(-1)  # (B, m): Σ_J W_J ⊙ H_m y_J
         r = torch.empty_like(u)
         r[:, self.perm] = u  # Πᵀ
         x = fwht(r, normalized=True)[:, : self.d] * self.signs
