@@ -244,3 +244,18 @@ def test_reused_workspace_never_leaks_into_results() -> None:
         th.join()
     for i, ref in enumerate(refs):
         torch.testing.assert_close(results[i], ref, rtol=1e-10, atol=1e-7)
+
+
+@pytest.mark.parametrize(("B", "m", "K"),
+                         [(1, 1, 5), (2, 2, 3), (1, 8, 5), (3, 64, 7), (1, 1024, 195), (2, 16, 100)])
+def test_fwht_leading_is_H_times_each_column(B: int, m: int, K: int) -> None:
+    """fwht_leading transforms the leading (block) axis of (B, m, K): scale·H_m·X_b, against
+    scipy's Hadamard matrix; float32 agrees with float64 to rounding."""
+    from projbench.hadamard import fwht_leading
+
+    x = torch.randn(B, m, K, dtype=torch.float64)
+    H = torch.from_numpy(scipy.linalg.hadamard(m).astype("float64"))
+    torch.testing.assert_close(fwht_leading(x, scale=0.25), 0.25 * (H @ x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fwht_leading(x.float()).double(), H @ x, rtol=1e-5, atol=1e-4 * m)
+    with pytest.raises(InvalidArgumentError, match="power-of-two"):
+        fwht_leading(torch.zeros(1, 6, 2))
