@@ -298,7 +298,8 @@ def fwht_leading(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     if not is_power_of_two(m):
         raise InvalidArgumentError(f"fwht_leading needs a power-of-two length, got {m}")
     src = x.contiguous()
-    bits = _factor_bits(m.bit_length() - 1, _setting(OUTER_RADIX_BITS if K >= 64 else RADIX_BITS, x.device))
+    # radix 2^4 on the CPU: best or within 3 % of the best of 2^2…2^6 for K = 44…4096, m = 1024, 4096
+    bits = _factor_bits(m.bit_length() - 1, _setting(RADIX_BITS, x.device))
     if not bits:
         return src * scale
     res = torch.empty_like(src)
