@@ -248,20 +248,8 @@ def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
         cur = final if len(outer) % 2 == 0 else work
         _rows_transform(src.reshape(-1, 1 << block), _factor_bits(block, radix), device, scale,
                         out=cur.view(-1, 1 << block))
-        left, right = src.shape[0], n
-        for b in outer:
-            a = 1 << b
-            right //= a
-            dst = work if cur is final else final
-            h = hadamard_matrix(a, x.dtype, device)
-            if left == 1:  # a batch-1 bmm with a very wide right side is ~10x slower than mm
-                torch.mm(h, cur.view(a, right), out=dst.view(a, right))
-            else:
-                torch.bmm(h.expand(left, a, a), cur.view(left, a, right), out=dst.view(left, a, right))
-            left *= a
-            cur = dst
-        assert cur is final
-        return cur.view(x.shape)
+        _leading_passes(cur, final, work, src.shape[0], outer)
+        return final.view(x.shape)
     return _rows_transform(src, _factor_bits(k, radix), device, scale).view(x.shape)
 
 
@@ -294,7 +282,7 @@ def fwht_leading(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     (block index fastest) so that any run of consecutive coordinates meets many blocks. Pure
     PyTorch, every device; not dispatched to FWHT backends; self-adjoint (H symmetric).
     """
-    B, m, K = x.shape
+    B, m, _ = x.shape
     if not is_power_of_two(m):
         raise InvalidArgumentError(f"fwht_leading needs a power-of-two length, got {m}")
     src = x.contiguous()
@@ -304,22 +292,35 @@ def fwht_leading(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
         return src * scale
     res = torch.empty_like(src)
     scratch = _workspace(src.numel(), src.dtype, src.device, 2).view(src.shape) if len(bits) > 1 else None
+    _leading_passes(src, res, scratch, B, bits, scale)
+    return res
+
+
+def _leading_passes(
+    src: torch.Tensor, res: torch.Tensor, scratch: torch.Tensor | None, left: int, bits: list[int],
+    scale: float = 1.0,
+) -> None:
+    """For each of the ``left`` rows of ``src``, viewed as (a_1, …, a_p, rest), write into ``res``
+    scale·(H_{a_1} ⊗ … ⊗ H_{a_p}) applied to the axes a_1…a_p (``rest`` untouched; all three
+    tensors contiguous, same numel): one GEMM per factor, viewing the data as (left, a, right)
+    and transforming the middle axis in place, ``left`` growing by a each pass. The passes
+    ping-pong between ``res`` and ``scratch`` so that the last lands in ``res``; ``src`` may be
+    ``scratch`` only when the first pass writes ``res`` (an odd number of passes), or ``res`` only
+    when it writes ``scratch`` (an even number). ``scale`` rides in the first a×a block."""
     bufs = [res, scratch] if len(bits) % 2 == 1 else [scratch, res]
-    cur = src
-    left, right = B, m * K
+    cur, right = src, src.numel() // left
     for i, b in enumerate(bits):
         a = 1 << b
         right //= a
         dst = bufs[i % 2]
-        assert dst is not None
+        assert dst is not None and dst is not cur
         h = _scaled_block(a, src.dtype, src.device, scale if i == 0 else 1.0)
-        if left == 1:
+        if left == 1:  # a batch-1 bmm with a very wide right side is ~10x slower than mm
             torch.mm(h, cur.view(a, right), out=dst.view(a, right))
         else:
             torch.bmm(h.expand(left, a, a), cur.view(left, a, right), out=dst.view(left, a, right))
         left *= a
         cur = dst
-    return res
 
 
 def _torch_fused(x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -141,6 +141,7 @@ class FastfoodProjection(Projection):
             )
         self.variant = variant
         self._order: torch.Tensor | None = None  # CUDA only: positions sorted by residue
+        self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
         elem = torch.empty(0, dtype=dtype).element_size()
         if variant == "stacked":
             self._init_stacked(seed, elem, max_bytes)
@@ -161,7 +162,6 @@ class FastfoodProjection(Projection):
         self.register_buffer("gauss", gauss.to(dtype=dtype, device=dev))
         self.register_buffer("residue", residue.to(dev))
         self.scale = self._scale_from(gauss)
-        self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
 
     def _init_stacked(self, seed: int, elem: int, max_bytes: int) -> None:
         d, D = self.d, self.D
@@ -181,7 +181,6 @@ class FastfoodProjection(Projection):
         self.register_buffer("gauss", gauss.to(dtype=dtype, device=dev))  # (m, K): W_J as columns
         self.register_buffer("perm", perm.to(torch.int32).to(dev))  # (Πv)_r = v_{π(r)}
         self.scale = self._scale_from(gauss)
-        self.register_load_state_dict_post_hook(lambda module, keys: module._rescale())
 
     def _scale_from(self, gauss: torch.Tensor) -> float:
         """c·√m in float64: √(m / (D·ΣG²)) (global), √(m / Σ_J p_J·ΣW_J²) (stacked, p_J the rows
@@ -197,33 +196,29 @@ class FastfoodProjection(Projection):
     def _rescale(self) -> None:
         self.scale = self._scale_from(self.gauss)
 
-    def _fwht_long(self, x: torch.Tensor) -> torch.Tensor:
-        """c·√m·x·H along the last dim (length L, or m when stacked), the scale folded into the
-        FWHT (float16: applied after, for range)."""
-        s = self.scale
+    def _fwht_scaled(self, x: torch.Tensor, *, along_blocks: bool = False) -> torch.Tensor:
+        """c·√m·H applied to ``x``: along the last dim (the global form's length-L transform) or,
+        with ``along_blocks``, along the block axis of the stacked form's (B, m, K) array
+        (:func:`~projbench.hadamard.fwht_leading`). The scale rides in the first pass; in float16
+        the transform is normalised and the rest of the scale applied after, for range."""
+        transform, n = (fwht_leading, self.m) if along_blocks else (fwht, x.shape[-1])
         if x.dtype == torch.float16:
-            return fwht(x, normalized=True) * (s * math.sqrt(x.shape[-1]))
-        return fwht(x, scale=s)
-
-    def _fwht_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        """c·√m·H_m along the block axis of (B, m, K) (float16: the scale after, for range)."""
-        s = self.scale
-        if x.dtype == torch.float16:
-            return fwht_leading(x, scale=1 / math.sqrt(self.m)) * (s * math.sqrt(self.m))
-        return fwht_leading(x, scale=s)
+            return transform(x, scale=1 / math.sqrt(n)) * (self.scale * math.sqrt(n))
+        return transform(x, scale=self.scale)
 
     def _stacked_forward(self, theta: torch.Tensor) -> torch.Tensor:
         lead = theta.shape[:-1]
         t = theta.reshape(-1, self.d) * self.signs
         h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m)
         x = self.gauss * h[:, self.perm].unsqueeze(-1)  # (B, m, K): column J is W_J ⊙ Πh
-        y = self._fwht_blocks(x).view(x.shape[0], self.L)  # position i·K + J: row i of block J
+        # position i·K + J holds row i of block J
+        y = self._fwht_scaled(x, along_blocks=True).view(x.shape[0], self.L)
         return y[:, : self.D].reshape(*lead, self.D)
 
     def _stacked_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         lead = y.shape[:-1]
         flat = F.pad(y.reshape(-1, self.D), (0, self.L - self.D)).view(-1, self.m, self.K)
-        u = self._fwht_blocks(flat).mul_(self.gauss).sum(-1)  # (B, m): Σ_J W_J ⊙ H_m y_J
+        u = self._fwht_scaled(flat, along_blocks=True).mul_(self.gauss).sum(-1)  # Σ_J W_J ⊙ H_m y_J
         r = torch.empty_like(u)
         r[:, self.perm] = u  # Πᵀ
         x = fwht(r, normalized=True)[:, : self.d] * self.signs
@@ -236,14 +231,14 @@ class FastfoodProjection(Projection):
         t = theta.reshape(-1, self.d) * self.signs
         h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m): one period of H_L B[θ;0]
         x = gather_rows(h, self.residue).mul_(self.gauss)  # (Π H_L B[θ;0]) ⊙ G, via the residues
-        y = self._fwht_long(x)
+        y = self._fwht_scaled(x)
         return y[:, : self.D].reshape(*lead, self.D)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.variant == "stacked":
             return self._stacked_adjoint(y)
         lead = y.shape[:-1]
-        z = self._fwht_long(F.pad(y.reshape(-1, self.D), (0, self.L - self.D))).mul_(self.gauss)
+        z = self._fwht_scaled(F.pad(y.reshape(-1, self.D), (0, self.L - self.D))).mul_(self.gauss)
         s = self._block_sum(z)  # (B, m): Σ over the L/m blocks of Πᵀ(G ⊙ H_L[y;0])
         x = fwht(s, normalized=True)[:, : self.d] * self.signs
         return x.reshape(*lead, self.d)
