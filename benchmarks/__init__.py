@@ -18,6 +18,12 @@ from typing import Any
 
 import torch
 
+from projbench.allocator import allocator_info, tune_cpu_allocator
+
+# The benchmarks are the project's own processes: they run under the same malloc policy as the
+# ``projbench`` commands (``$PROJBENCH_CPU_ALLOCATOR``, default "retain"; projbench.allocator).
+tune_cpu_allocator()
+
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -54,6 +60,7 @@ def machine_info(device: str) -> dict[str, Any]:
     import projbench
 
     info: dict[str, Any] = {
+        "cpu_allocator": allocator_info()["policy"],
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "projbench": projbench.__version__,
@@ -77,6 +84,7 @@ def machine_line(info: dict[str, Any]) -> str:
     where = info.get("gpu") or info["cpu"]
     return (f"Machine: {where} ({info['device']}), {info['torch_threads']} torch threads of "
             f"{info['cpu_count']} CPUs; torch {info['torch']}, projbench {info['projbench']}, "
+            f"malloc policy {info.get('cpu_allocator', 'system')}, "
             f"commit {info['git_commit'] or 'n/a'}, {info['date']}.")
 
 

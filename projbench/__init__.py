@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+from projbench.allocator import tune_cpu_allocator
 from projbench.errors import (
     DataNotFoundError,
     DuplicateNameError,
@@ -105,4 +106,5 @@ __all__ = [
     "read_results",
     "testing",
     "to_dataframe",
+    "tune_cpu_allocator",
 ]

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from projbench import __version__
+from projbench.allocator import tune_cpu_allocator
 from projbench.cliutils import parse_options, resolve_device, split_names
 from projbench.commands.common import check_fwht_backend, data_dir_option, fwht_backend_option
 from projbench.errors import ProjbenchError
@@ -75,7 +76,12 @@ def cli() -> None:
       projbench report runs/         tables and PNG figures from result files
       projbench intrinsic-dim --arch fc --dataset mnist --proj fastfood
       projbench compare A.jsonl B.jsonl   B/A time ratios with confidence intervals
+
+    \b
+    CPU memory: the commands keep freed memory for reuse (glibc malloc, policy "retain"), which
+    avoids page faults on every large tensor; PROJBENCH_CPU_ALLOCATOR=system leaves malloc as is.
     """
+    tune_cpu_allocator()
 
 
 # ------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
+from projbench.allocator import tune_cpu_allocator
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.suites import Case, RunSettings
 
@@ -55,6 +56,7 @@ def execute_case(case: Case, settings: RunSettings) -> dict[str, Any]:
     }
     start = time.perf_counter()
     try:
+        tune_cpu_allocator()  # this worker process's malloc policy (recorded in the run header)
         suite = get_registry("suites").get(case.suite)
         outcome = suite.run_case(case, settings)
         record.update(

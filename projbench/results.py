@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from projbench.allocator import allocator_info
 from projbench.errors import InvalidArgumentError
 
 SCHEMA_VERSION = 1
@@ -117,6 +118,7 @@ def environment_info() -> dict[str, Any]:
         },
         "torch": torch.__version__,
         "cuda": cuda,
+        "cpu_allocator": allocator_info(),
         "plugins": plugin_versions(),
     }
 

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from projbench.allocator import tune_cpu_allocator
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.training import Recipe
 
@@ -257,9 +258,10 @@ def execute_run(
     """Train ``spec`` in this process and return its record. Never raises for a failing run:
     any exception is recorded as ``failed`` with its error (a diverged run is ``diverged``)."""
     start = time.perf_counter()
-    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    worker: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
     record = RunRecord(spec.run_id, spec.identity, "failed", worker=worker)
     try:
+        worker["cpu_allocator"] = tune_cpu_allocator()["policy"]  # this worker process's malloc
         result = train_run(spec, data_dir, measure)
         stats = {k: v for k, v in result.to_dict().items() if k not in ("history", "status", "step_losses")}
         stats["D"] = result.D

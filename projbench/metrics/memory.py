@@ -26,7 +26,9 @@ For each case (projection, D, d) the suite reports
     the process's resident-set high-water mark (VmHWM of /proc/self/status, reset by writing 5
     to /proc/self/clear_refs) over the RSS before the step. It sees every allocator, but only
     pages newly made resident: memory that malloc reuses from earlier frees is invisible, so it
-    can under-count small steps; page granularity (4 KiB); other threads count too.
+    can under-count small steps — and large ones under the ``retain`` malloc policy of the
+    project's own processes (:mod:`projbench.allocator`), which keeps freed blocks of any size
+    resident; page granularity (4 KiB); other threads count too.
 
   On the CPU ``rss_peak_delta_bytes`` (the RSS method) is reported alongside the profiler's
   number whenever /proc allows, as a cross-check.
