@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.projbench-installed
 PYTEST_ARGS ?=
 
-.PHONY: run run-study test test-slow bench lint clean-venv
+.PHONY: run run-study test test-slow bench gpu-check lint clean-venv
 
 $(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,10 +33,18 @@ test-slow: $(STAMP)
 ## make bench: benchmarks; writes side-by-side ratios to results/
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_ratios --threads 1
+	$(PY) -m benchmarks.bench_allocator --resnet
 	$(PY) -m benchmarks.bench_fwht
 	$(PY) -m benchmarks.bench_projections
 	$(PY) -m benchmarks.bench_subspace
 	$(PY) -m benchmarks.bench_study
+
+## make gpu-check: on a machine with CUDA, the GPU tests and the CUDA ratios (fastfood/fastjl
+## backward ÷ forward up to D = 2^24, subspace steps) into results/*_cuda_gpu.*
+gpu-check: $(STAMP)
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA device here')"
+	$(PY) -m pytest -q -k cuda
+	$(PY) -m benchmarks.bench_ratios --device cuda --tag gpu
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check projbench tests plugins benchmarks

@@ -46,6 +46,7 @@ from projbench.hadamard import fwht, next_power_of_two, use_backend
 
 UNSTABLE_IQR = 0.25
 ALL_SECTIONS = "fwht,projections,quality,subspace"
+CUDA_SECTIONS = "projections,subspace"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,15 +61,29 @@ def _calibrate(fn: Callable[[], object], sample_s: float) -> int:
     return max(1, min(10_000, math.ceil(sample_s / one)))
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int, sample_s: float) -> dict[str, list[float]]:
-    """Per-call seconds of every ``fns`` entry, ``rounds`` samples each, taken round-robin."""
-    inner = {k: _calibrate(f, sample_s) for k, f in fns.items()}
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int, sample_s: float,
+                device: torch.device | None = None) -> dict[str, list[float]]:
+    """Per-call seconds of every ``fns`` entry, ``rounds`` samples each, taken round-robin. On a
+    CUDA ``device`` each timed loop starts and ends with a synchronisation (kernels are async)."""
+    def sync() -> None:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def timed(f: Callable[[], object]) -> Callable[[], object]:
+        def call() -> None:
+            f()
+            sync()
+        return call
+
+    inner = {k: _calibrate(timed(f), sample_s) for k, f in fns.items()}
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
+            sync()
             t0 = time.perf_counter()
             for _ in range(inner[k]):
                 f()
+            sync()
             samples[k].append((time.perf_counter() - t0) / inner[k])
     return samples
 
@@ -208,12 +223,12 @@ class TextbookFastfood:
     """The Fastfood forward before issue 8 (same matrix as ``fastfood``, same seed): two FWHTs of
     length L, a gather over L with the full permutation, five full-length multiplies."""
 
-    def __init__(self, d: int, D: int, seed: int = 0) -> None:
+    def __init__(self, d: int, D: int, seed: int = 0, device: torch.device | str = "cpu") -> None:
         L = next_power_of_two(max(D, d))
         g = torch.Generator().manual_seed(seed)
-        self.signs = torch.randint(0, 2, (L,), generator=g).float() * 2 - 1
-        self.perm = torch.randperm(L, generator=g)
-        self.gauss = torch.randn(L, generator=g, dtype=torch.float32)
+        self.signs = (torch.randint(0, 2, (L,), generator=g).float() * 2 - 1).to(device)
+        self.perm = torch.randperm(L, generator=g).to(device)
+        self.gauss = torch.randn(L, generator=g, dtype=torch.float32).to(device)
         self.scale = L / math.sqrt(D * float((self.gauss.double() ** 2).sum()))
         self.L, self.d, self.D = L, d, D
 
@@ -225,10 +240,11 @@ class TextbookFastfood:
         return x[..., : self.D] * self.scale
 
 
-def _bwd(P: Callable[[torch.Tensor], torch.Tensor], d: int, D: int) -> Callable[[], object]:
+def _bwd(P: Callable[[torch.Tensor], torch.Tensor], d: int, D: int,
+         device: torch.device | str = "cpu") -> Callable[[], object]:
     """The backward pass alone: the gradient of ⟨g, Pθ⟩ wrt θ through a graph built once."""
-    theta = torch.randn(d, requires_grad=True)
-    g = torch.randn(D)
+    theta = torch.randn(d, device=device, requires_grad=True)
+    g = torch.randn(D, device=device)
     out = P(theta)
 
     def step() -> object:
@@ -252,25 +268,26 @@ def section_projections(args: argparse.Namespace) -> list[dict[str, Any]]:
 def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
     """Every projection contender at one D, interleaved."""
     d = args.d
+    dev = torch.device(args.device)
     L = next_power_of_two(D)
-    theta, y, xL = torch.randn(d), torch.randn(D), torch.randn(L)
-    ff = projbench.make_projection("fastfood", d=d, D=D)
-    fs = projbench.make_projection("fastfood", d=d, D=D, variant="stacked")
-    fj = projbench.make_projection("fastjl", d=d, D=D)
-    sp = projbench.make_projection("sparse", d=d, D=D)
-    old = TextbookFastfood(d, D)
+    theta, y, xL = torch.randn(d, device=dev), torch.randn(D, device=dev), torch.randn(L, device=dev)
+    ff = projbench.make_projection("fastfood", d=d, D=D, device=dev)
+    fs = projbench.make_projection("fastfood", d=d, D=D, variant="stacked", device=dev)
+    fj = projbench.make_projection("fastjl", d=d, D=D, device=dev)
+    sp = projbench.make_projection("sparse", d=d, D=D, device=dev)
+    old = TextbookFastfood(d, D, device=dev)
     fns: dict[str, Callable[[], object]] = {
         "fwht L": lambda: fwht(xL),
         "fastfood fwd": lambda: ff(theta), "fastfood adj": lambda: ff.adjoint(y),
-        "fastfood bwd": _bwd(ff, d, D),
+        "fastfood bwd": _bwd(ff, d, D, dev),
         "textbook fastfood fwd": lambda: old(theta),
-        "stacked fwd": lambda: fs(theta), "stacked bwd": _bwd(fs, d, D),
+        "stacked fwd": lambda: fs(theta), "stacked bwd": _bwd(fs, d, D, dev),
         "fastjl fwd": lambda: fj(theta), "fastjl adj": lambda: fj.adjoint(y),
-        "fastjl bwd": _bwd(fj, d, D),
+        "fastjl bwd": _bwd(fj, d, D, dev),
         "sparse fwd": lambda: sp(theta), "sparse adj": lambda: sp.adjoint(y),
-        "sparse bwd": _bwd(sp, d, D),
+        "sparse bwd": _bwd(sp, d, D, dev),
     }
-    has_fht = fht_cpu_inplace(torch.zeros(1, 2)) is not None
+    has_fht = dev.type == "cpu" and fht_cpu_inplace(torch.zeros(1, 2)) is not None
     if has_fht:
         def with_fht(fn: Callable[[], object]) -> Callable[[], object]:
             def call() -> object:
@@ -284,7 +301,7 @@ def projection_row(args: argparse.Namespace, D: int) -> dict[str, Any]:
         fns["fastfood fwd (fht-cpu)"] = with_fht(lambda: ff(theta))
         fns["fastfood bwd (fht-cpu)"] = with_fht(_bwd(ff, d, D))
         fns["fastjl fwd (fht-cpu)"] = with_fht(lambda: fj(theta))
-    s = interleaved(fns, args.rounds, args.sample_s)  # θ and y do not require grad: no graphs
+    s = interleaved(fns, args.rounds, args.sample_s, dev)  # θ and y do not require grad: no graphs
     row: dict[str, Any] = {
         "D": D, "L": L, "d": d, "times": {k: summary(v) for k, v in s.items()},
         "state_bytes": {"fastfood": ff.memory_bytes(), "fastfood-stacked": fs.memory_bytes(),
@@ -352,7 +369,9 @@ def section_subspace(args: argparse.Namespace) -> list[dict[str, Any]]:
     from benchmarks.bench_subspace import bench_steps
 
     res = []
-    backends = ["torch"] + (["fht-cpu"] if fht_cpu_inplace(torch.zeros(1, 2)) is not None else [])
+    dev = torch.device(args.device)
+    has_fht = dev.type == "cpu" and fht_cpu_inplace(torch.zeros(1, 2)) is not None
+    backends = ["torch"] + (["fht-cpu"] if has_fht else [])
     for backend in backends:
         stacked = ("fastfood-stacked", "fastfood", {"variant": "stacked"})
         names: list[str | tuple[str, str, dict[str, Any]]] = ["fastfood", stacked, "fastjl"]
@@ -361,7 +380,7 @@ def section_subspace(args: argparse.Namespace) -> list[dict[str, Any]]:
             prev = use_backend(backend)
             try:
                 r = bench_steps(arch, "mnist", names, d=args.d, batch=128, rounds=args.rounds,
-                                steps=args.steps, device=torch.device("cpu"), optimizer="sgd")
+                                steps=args.steps, device=dev, optimizer="sgd")
             finally:
                 use_backend(prev)
             r["fwht_backend"] = backend
@@ -375,7 +394,8 @@ def section_subspace(args: argparse.Namespace) -> list[dict[str, Any]]:
 def markdown(p: dict[str, Any]) -> str:
     st = p["settings"]
     flags = (" --quick" if st["quick"] else "") + f" --threads {st.get('threads') or 'default'}" + (
-        f" --sections {st['sections']}" if st.get("sections", ALL_SECTIONS) != ALL_SECTIONS else "")
+        f" --sections {st['sections']}" if st.get("sections", ALL_SECTIONS) != ALL_SECTIONS else "") + (
+        f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
     lines = [f"### Issue 8 ratios, one run (`python -m benchmarks.bench_ratios{flags}`, "
              f"{st['rounds']} rounds)", "", machine_line(p["machine"]),
              "Times: median ± IQR over interleaved rounds (ms). Ratios: median of per-round ratios "
@@ -461,14 +481,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--d", type=int, default=1000)
     ap.add_argument("--tag", default=None)
     ap.add_argument("--out-dir", default=None)
-    ap.add_argument("--sections", default=ALL_SECTIONS)
+    ap.add_argument("--sections", default=None,
+                    help=f"comma-separated subset of {ALL_SECTIONS} (default: all; on CUDA "
+                         f"{CUDA_SECTIONS})")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu or cuda[:i]: on CUDA the projections (D up to 2^24) and subspace sections")
     args = ap.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available here")
+    args.sections = args.sections or (CUDA_SECTIONS if cuda else ALL_SECTIONS)
+    unknown = set(args.sections.split(",")) - set(ALL_SECTIONS.split(","))
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {ALL_SECTIONS}")
+    if cuda and not set(args.sections.split(",")) <= set(CUDA_SECTIONS.split(",")):
+        ap.error(f"on CUDA only {CUDA_SECTIONS} run here (the FWHT section compares with fht-cpu, "
+                 "a CPU library; python -m benchmarks.bench_fwht --device cuda times the GPU FWHT)")
     args.rounds = args.rounds or (5 if args.quick else 9)
     args.steps = 3 if args.quick else 5
     args.sample_s = 0.02 if args.quick else 0.05
     args.fwht_exps = [16, 18, 20] if args.quick else [16, 18, 20, 22]
     args.max_elements = 1 << (22 if args.quick else 24)
     args.proj_Ds = [199_210, 1 << 20] if args.quick else [199_210, 1 << 20, 1 << 22]
+    if cuda and not args.quick:
+        args.proj_Ds.append(1 << 24)
     args.points = 100 if args.quick else 200
     args.quality_seeds = 2 if args.quick else 4
     return args
@@ -479,7 +515,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = set(args.sections.split(","))
-    payload: dict[str, Any] = {"benchmark": "ratios", "machine": machine_info("cpu"),
+    payload: dict[str, Any] = {"benchmark": "ratios", "machine": machine_info(args.device),
                                "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
                                "fwht": [], "projections": [], "quality": None, "subspace": []}
     t0 = time.perf_counter()
@@ -494,7 +530,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload["settings"]["per_bit_floor"] = getattr(args, "per_bit_floor", None)
     payload["wall_s"] = time.perf_counter() - t0
     md = markdown(payload)  # the sections that ran
-    json_path, md_path = write_results("bench_ratios", "cpu", payload, md, args.out_dir, args.tag)
+    json_path, md_path = write_results("bench_ratios", args.device, payload, md, args.out_dir, args.tag)
     print(md)
     print(f"\nwrote {json_path} and {md_path} ({payload['wall_s']:.0f} s)", file=sys.stderr)
     return payload
