@@ -7,7 +7,7 @@
   matrix is never materialised.
 * :class:`CooMatrix` stores a sparse matrix A (m×n) once, as COO triplets in plain buffers
   (int32 indices: ``.to()``, ``state_dict`` and ``memory_bytes`` work), and applies A or Aᵀ by
-  a gather and an ``index_add_`` scatter — O(nnz) work, no CSR scan of empty rows, and no
+  a gather and a scatter-add — O(nnz) work, no CSR scan of empty rows, and no
   second (transposed) copy; the projections route autograd through
   :func:`projbench.projection.linear_map`, so the backward of one direction is the other.
 """
@@ -65,14 +65,15 @@ def bernoulli_positions(total: int, p: float, generator: torch.Generator) -> tor
 
 class CooMatrix(nn.Module):
     """A sparse m×n matrix A as COO buffers — ``rows``, ``cols`` (int32) and ``vals`` — applied
-    by gathers and ``index_add_`` scatters instead of sparse-library products.
+    by gathers and scatter-adds instead of sparse-library products.
 
     ``matvec(x)``: (B, n) -> (B, m), A x: the products vals·x[cols] are summed into rows.
     ``rmatvec(y)``: (B, m) -> (B, n), Aᵀ y: the products vals·y[rows] are summed into cols.
     Each costs O(nnz) plus a zero-fill of the output, never a scan of empty CSR rows. Keep the
     triplets sorted by the index of the *long* side, so that both directions sweep it in
     increasing order while the short side stays in cache. On the CPU the 1-D kernels are used
-    row by row: ``index_select``/``index_add_`` along dim 1 of a 2-D tensor take a strided path
+    row by row (``index_select``, ``scatter_add_``; ``index_add_`` is 1.2–2× slower): the
+    ``index_select``/``index_add_`` kernels along dim 1 of a 2-D tensor take a strided path
     that is ~10× slower, even for a single row. 12 bytes per nonzero in float32.
     """
 
@@ -104,7 +105,7 @@ class CooMatrix(nn.Module):
         """A row-major CSR copy of A (``csr_*`` buffers, non-persistent: derived from the COO
         triplets, so never saved and rebuilt after ``load_state_dict``), for ``matvec`` on the
         CPU: MKL's CSR kernel sums each short row in registers, 2–3× faster than the
-        gather + ``index_add_`` scatter for a wide A (few rows, long rows). 8 more bytes per
+        gather + scatter-add for a wide A (few rows, long rows). 8 more bytes per
         nonzero in float32. Worth it only when m ≪ n (with many short rows the per-row cost wins)."""
         m, n = self.shape
         order = torch.argsort(self.rows.long() * n + self.cols.long())
@@ -123,8 +124,8 @@ class CooMatrix(nn.Module):
         if x.device.type != "cpu":
             out.index_add_(1, dst, torch.index_select(x, 1, src) * self.vals)
             return out
-        for i in range(x.shape[0]):
-            out[i].index_add_(0, dst, torch.index_select(x[i], 0, src) * self.vals)
+        for i in range(x.shape[0]):  # scatter_add_: ~1.2-1.3x faster than index_add_ on the CPU
+            out[i].scatter_add_(0, dst, torch.index_select(x[i], 0, src) * self.vals)
         return out
 
     def _csr_tensor(self) -> torch.Tensor:

@@ -245,6 +245,20 @@ def test_fastfood_backward_is_the_adjoint_and_batches_agree() -> None:
     assert torch.autograd.gradgradcheck(small, (torch.randn(2, 5, dtype=torch.float64, requires_grad=True),))
 
 
+@pytest.mark.parametrize(("d", "D"), [(40, 3000), (1, 7), (64, 64), (1000, 199_210)])
+def test_fastfood_block_sum_strategies_agree(d: int, D: int) -> None:
+    """The CUDA block sum (gather in residue order, segment sums) run on the CPU against the
+    CPU's scatter-add and a dense one-hot reference: the same sums, whatever the device."""
+    p = projbench.make_projection("fastfood", d=d, D=D, seed=3, dtype=torch.float64)
+    z = torch.randn(3, p.L, dtype=torch.float64)
+    onehot = torch.nn.functional.one_hot(p.residue.long(), p.m).to(torch.float64)  # (L, m)
+    expected = z @ onehot
+    torch.testing.assert_close(p._block_sum(z), expected)
+    torch.testing.assert_close(p._block_sum_sorted(z), expected)
+    assert p._order is not None and p._order.dtype == torch.int32
+    assert torch.equal(torch.sort(p._order.long()).values, torch.arange(p.L))  # a permutation
+
+
 def test_fastfood_huge_D_is_refused_before_allocating() -> None:
     with pytest.raises(ResourceLimitError, match=r"fastfood.*max_bytes"):
         projbench.make_projection("fastfood", d=10, D=2**40)

@@ -25,7 +25,7 @@ above (same seed, same Π), so the distortion statistics are unchanged:
     forward   P θ  = c·√m · H_L( G ⊙ h[a] )[:D],          h = H_m(B θ)/√m
     adjoint   Pᵀy  = c·√m · B·H_m( s )[:d] / √m,          s_r = Σ_{k: a_k = r} G_k·(H_L [y; 0])_k
 
-The adjoint's block sum s is a scatter-add of L values into m bins (``index_add_`` on the CPU,
+The adjoint's block sum s is a scatter-add of L values into m bins (``scatter_add_`` on the CPU,
 a gather in residue order plus a segment sum on CUDA, where atomics into m bins contend). The
 scale c·√m rides in the full-length FWHT's first pass (no separate sweep), so each direction
 makes one FWHT of length L, one gather/scatter and one multiply by G over L entries.
@@ -244,16 +244,24 @@ class FastfoodProjection(Projection):
         return x.reshape(*lead, self.d)
 
     def _block_sum(self, z: torch.Tensor) -> torch.Tensor:
-        """s[:, r] = Σ_{k: residue_k = r} z[:, k]."""
-        rows = z.shape[0]
-        if z.device.type == "cuda":  # a gather in residue order, then contiguous segment sums
-            if self._order is None or self._order.device != z.device:
-                self._order = torch.argsort(self.residue.long(), stable=True).to(torch.int32)
-            return torch.index_select(z, -1, self._order).view(rows, self.m, self.L // self.m).sum(-1)
-        s = torch.zeros(rows, self.m, dtype=z.dtype, device=z.device)
-        for i in range(rows):  # 1-D index_add_: a sequential read of z into m cache-resident bins
-            s[i].index_add_(0, self.residue, z[i])
+        """s[:, r] = Σ_{k: residue_k = r} z[:, k], for z of shape (B, L): a scatter-add on the CPU,
+        a gather in residue order and segment sums on CUDA (:meth:`_block_sum_sorted`)."""
+        if z.device.type == "cuda":
+            return self._block_sum_sorted(z)
+        s = torch.zeros(z.shape[0], self.m, dtype=z.dtype, device=z.device)
+        for i in range(z.shape[0]):  # 1-D scatter_add_: a sequential read of z into m cache-resident bins
+            s[i].scatter_add_(0, self.residue, z[i])  # (1.3-2x faster than index_add_ on the CPU)
         return s
+
+    def _block_sum_sorted(self, z: torch.Tensor) -> torch.Tensor:
+        """The block sum without atomics (the CUDA path; any device): z gathered in residue order —
+        positions sorted by residue, ``_order``, int32, built on first use — is an (m, L/m) array
+        whose rows are summed. On a GPU a scatter-add into only m bins serialises on atomics; the
+        gather and the row sums are contention-free. On the CPU the scatter is faster."""
+        if self._order is None or self._order.device != z.device:
+            self._order = torch.argsort(self.residue.long(), stable=True).to(torch.int32)
+        gathered = torch.index_select(z, -1, self._order)
+        return gathered.view(z.shape[0], self.m, self.L // self.m).sum(-1)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
         """θ ↦ Pθ: (..., d) -> (..., D), one FWHT of length L (and one of length m)."""

@@ -41,7 +41,7 @@ applies).
 Storage and cost. P_s is kept as COO triplets (row, column: int32; value;
 :class:`projbench.sparse_ops.CooMatrix`), 12 bytes per nonzero in float32, sorted by column,
 so that both directions sweep the length-L side in increasing order. The forward's P_sᵀθ is a
-scatter of the d·q·L products θ_row·value into a zeroed length-L vector (``index_add_``); the
+scatter of the d·q·L products θ_row·value into a zeroed length-L vector (``scatter_add_``); the
 adjoint's P_s u a gather of u at the nonzero columns, multiplied by the values and summed into
 d bins — O(nnz + L) work that never scans an L-row CSR. On the CPU (float32/64) the adjoint
 uses a second, row-major CSR copy of P_s instead (8 more bytes per nonzero, not saved in the
