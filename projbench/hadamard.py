@@ -111,9 +111,19 @@ def hadamard_matrix(
 RADIX_BITS: dict[str, int] = {"cpu": 4, "cuda": 7}
 #: Up to 2^bits, the transform is one dense GEMM x·H_n (fewest kernel launches).
 DENSE_MAX_BITS: dict[str, int] = {"cpu": 6, "cuda": 7}
+#: ... and also up to 2^9 while rows·n² stays within this many multiply-adds: a radix plan's
+#: fixed cost (~30 µs of calls per transform on the CPU) then exceeds the dense GEMM's extra
+#: flops. Measured on the 2-core EPYC, 1 thread: n = 2^7 at batch 1 / 64 45 → 13 / 92 → 39 µs,
+#: 2^8 at batch 1 / 16 45 → 19 / 62 → 46 µs, 2^9 at batch 1 53 → 40 µs.
+DENSE_MAX_WORK: dict[str, int] = {"cpu": 1 << 20, "cuda": 0}
 #: Rows of a batch are transformed in groups of about this many elements so that the group
-#: and its scratch buffer stay in cache across passes (None: no grouping, e.g. on a GPU).
-CHUNK_ELEMENTS: dict[str, int | None] = {"cpu": 1 << 16, "cuda": None}
+#: and its scratch buffer stay in cache across passes (None: no grouping, e.g. on a GPU). On the
+#: CPU 2^19 (2 MiB in float32, twice that with the scratch: L3-resident) beats L2-sized groups:
+#: each pass is then one ``bmm`` over several rows, which torch spreads over its threads, instead
+#: of one single-threaded ``mm`` per row. Measured on the 2-core EPYC (L2 512 KiB per core, L3
+#: 32 MiB) against 2^16 for n = 2^16…2^22 at batch 1, 8, 64: 1 thread 0.83–0.88× the time (2^16
+#: at batch 1 unchanged), 2 threads 0.49–0.63×; 2^20 was as fast, 2^17 and 2^18 slower.
+CHUNK_ELEMENTS: dict[str, int | None] = {"cpu": 1 << 19, "cuda": None}
 #: Rows longer than 2^bits are cache-blocked: x·H_n = H_{n/C}·(X·H_C) with X the row viewed
 #: as (n/C, C), C = 2^bits: the H_C part runs on cache-resident C-chunks, and the H_{n/C}
 #: part is one (or a few) large GEMMs over the leading axis (None: no blocking).
@@ -169,10 +179,24 @@ def _workspace(numel: int, dtype: torch.dtype, device: torch.device, role: int) 
     return buf[:numel]
 
 
+_SCALED_CACHE: dict[tuple[int, torch.dtype, torch.device, float], torch.Tensor] = {}
+#: scaled blocks kept (a projection's scale is a constant, so a few entries serve every call)
+_SCALED_CACHE_MAX = 256
+
+
 def _scaled_block(a: int, dtype: torch.dtype, device: torch.device, scale: float) -> torch.Tensor:
-    """H_a (cached), times ``scale`` when it is not 1: how a scale rides along a GEMM pass for free."""
-    h = hadamard_matrix(a, dtype, device)
-    return h if scale == 1.0 else h * scale
+    """H_a (cached), times ``scale`` when it is not 1: how a scale rides along a GEMM pass for free.
+    Scaled blocks are cached too (up to ``_SCALED_CACHE_MAX``, then the cache starts afresh): a
+    fresh a×a multiply per call was a tenth of a small transform's time."""
+    if scale == 1.0:
+        return hadamard_matrix(a, dtype, device)
+    key = (a, dtype, device, scale)
+    h = _SCALED_CACHE.get(key)
+    if h is None:
+        if len(_SCALED_CACHE) >= _SCALED_CACHE_MAX:
+            _SCALED_CACHE.clear()
+        h = _SCALED_CACHE[key] = hadamard_matrix(a, dtype, device) * scale
+    return h
 
 
 def _radix_passes(
@@ -211,7 +235,8 @@ def _radix_passes(
 def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     """scale · x·H_n along the last dim (unnormalised H), pure PyTorch (radix-2^k dense blocks).
 
-    n ≤ 2^DENSE_MAX_BITS: one GEMM with the cached H_n. Larger n: H_n = H_{a_1} ⊗ … ⊗ H_{a_p}
+    n ≤ 2^DENSE_MAX_BITS (or a small batch of n ≤ 2^9, see ``DENSE_MAX_WORK``): one GEMM with
+    the cached H_n. Larger n: H_n = H_{a_1} ⊗ … ⊗ H_{a_p}
     with every a_i ≤ 2^RADIX_BITS (near-equal), one GEMM per factor (:func:`_radix_passes`);
     on the CPU the batch rows go through in cache-sized groups, and rows longer than
     2^BLOCK_BITS are cache-blocked (transform C-chunks in cache, then H_{n/C} on the leading
@@ -234,7 +259,8 @@ def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     k = n.bit_length() - 1
     device = x.device
     src = x.contiguous().view(-1, n)
-    if k <= _setting(DENSE_MAX_BITS, device):
+    small = k <= 9 and src.shape[0] * n * n <= _setting(DENSE_MAX_WORK, device)
+    if k <= _setting(DENSE_MAX_BITS, device) or small:
         return (src @ _scaled_block(n, x.dtype, device, scale)).view(x.shape)
     radix = _setting(RADIX_BITS, device)
     block = _setting(BLOCK_BITS, device)
@@ -263,6 +289,9 @@ def _rows_transform(
     group = rows if chunk_elems is None else max(1, min(rows, chunk_elems // n))
     res = torch.empty_like(src) if out is None else out
     scratch = _workspace(group * n, src.dtype, device, 1).view(group, n) if len(bits) > 1 else None
+    if group == rows:  # one group: no slicing (each slice is a torch call; small transforms feel it)
+        _radix_passes(src, res, scratch, bits, scale)
+        return res
     for start in range(0, rows, group):
         stop = min(rows, start + group)
         scr = None if scratch is None else scratch[: stop - start]
@@ -475,5 +504,8 @@ def fwht(
     impl = resolve_backend(backend, x.device, x.dtype)
     total = float(scale) / math.sqrt(n) if normalized else float(scale)
     moved = x.movedim(dim, -1) if dim != x.dim() - 1 else x
-    y = _FWHTFunction.apply(moved, _fused(impl), total)
+    if x.requires_grad and torch.is_grad_enabled():
+        y = _FWHTFunction.apply(moved, _fused(impl), total)
+    else:  # no graph to record: skip the autograd Function's per-call cost
+        y = _fused(impl)(moved.contiguous(), total)
     return y.movedim(-1, dim) if dim != x.dim() - 1 else y

@@ -51,6 +51,7 @@ def test_large_sizes_via_kronecker(k: int) -> None:
 def test_every_radix_plan_is_correct(monkeypatch: pytest.MonkeyPatch, radix: int, k: int) -> None:
     monkeypatch.setitem(fwht_module.RADIX_BITS, "cpu", radix)
     monkeypatch.setitem(fwht_module.DENSE_MAX_BITS, "cpu", 0)
+    monkeypatch.setitem(fwht_module.DENSE_MAX_WORK, "cpu", 0)
     x = torch.randn(2, 1 << k, dtype=torch.float64)
     torch.testing.assert_close(fwht_torch(x), x @ scipy_h(1 << k), rtol=1e-12, atol=1e-9)
 

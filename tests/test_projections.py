@@ -259,6 +259,17 @@ def test_fastfood_block_sum_strategies_agree(d: int, D: int) -> None:
     assert torch.equal(torch.sort(p._order.long()).values, torch.arange(p.L))  # a permutation
 
 
+@pytest.mark.parametrize("name", ["fastfood", "fastjl"])
+@pytest.mark.parametrize("D", [1024, 1000])  # D = L: no padding copy; D < L: padded
+def test_adjoint_leaves_its_input_alone_and_is_the_transpose(name: str, D: int) -> None:
+    p = projbench.make_projection(name, d=10, D=D, seed=2, dtype=torch.float64)
+    y = torch.randn(3, D, dtype=torch.float64)
+    before = y.clone()
+    out = p.adjoint(y)
+    assert torch.equal(y, before)
+    torch.testing.assert_close(out, y @ p.to_dense())
+
+
 def test_fastfood_huge_D_is_refused_before_allocating() -> None:
     with pytest.raises(ResourceLimitError, match=r"fastfood.*max_bytes"):
         projbench.make_projection("fastfood", d=10, D=2**40)

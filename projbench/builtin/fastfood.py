@@ -238,7 +238,10 @@ class FastfoodProjection(Projection):
         if self.variant == "stacked":
             return self._stacked_adjoint(y)
         lead = y.shape[:-1]
-        z = self._fwht_scaled(F.pad(y.reshape(-1, self.D), (0, self.L - self.D))).mul_(self.gauss)
+        flat = y.reshape(-1, self.D)
+        if self.L > self.D:  # (F.pad copies even when there is nothing to pad)
+            flat = F.pad(flat, (0, self.L - self.D))
+        z = self._fwht_scaled(flat).mul_(self.gauss)
         s = self._block_sum(z)  # (B, m): Σ over the L/m blocks of Πᵀ(G ⊙ H_L[y;0])
         x = fwht(s, normalized=True)[:, : self.d] * self.signs
         return x.reshape(*lead, self.d)
