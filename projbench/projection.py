@@ -202,6 +202,13 @@ class Projection(nn.Module):
         return self.forward(eye).T.contiguous()
 
     def _reference_tensor(self) -> torch.Tensor:
+        """The first floating tensor of ``buffers()`` then ``parameters()`` (its dtype and device
+        are the projection's). Every forward and adjoint asks (input checks), so the module's own
+        buffers, which come first in that order, are looked at directly: walking the module tree
+        cost ~25 µs a call."""
+        for t in self._buffers.values():
+            if t is not None and t.is_floating_point():
+                return t
         for t in list(self.buffers()) + list(self.parameters()):
             if t.is_floating_point():
                 return t
