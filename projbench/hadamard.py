@@ -111,10 +111,12 @@ def hadamard_matrix(
 RADIX_BITS: dict[str, int] = {"cpu": 4, "cuda": 7}
 #: Up to 2^bits, the transform is one dense GEMM x·H_n (fewest kernel launches).
 DENSE_MAX_BITS: dict[str, int] = {"cpu": 6, "cuda": 7}
-#: ... and also up to 2^9 while rows·n² stays within this many multiply-adds: a radix plan's
+#: ... and also up to 2^DENSE_SMALL_MAX_BITS while rows·n² stays within DENSE_MAX_WORK
+#: multiply-adds: a radix plan's
 #: fixed cost (~30 µs of calls per transform on the CPU) then exceeds the dense GEMM's extra
 #: flops. Measured on the 2-core EPYC, 1 thread: n = 2^7 at batch 1 / 64 45 → 13 / 92 → 39 µs,
 #: 2^8 at batch 1 / 16 45 → 19 / 62 → 46 µs, 2^9 at batch 1 53 → 40 µs.
+DENSE_SMALL_MAX_BITS = 9
 DENSE_MAX_WORK: dict[str, int] = {"cpu": 1 << 20, "cuda": 0}
 #: Rows of a batch are transformed in groups of about this many elements so that the group
 #: and its scratch buffer stay in cache across passes (None: no grouping, e.g. on a GPU). On the
@@ -180,22 +182,25 @@ def _workspace(numel: int, dtype: torch.dtype, device: torch.device, role: int) 
 
 
 _SCALED_CACHE: dict[tuple[int, torch.dtype, torch.device, float], torch.Tensor] = {}
-#: scaled blocks kept (a projection's scale is a constant, so a few entries serve every call)
-_SCALED_CACHE_MAX = 256
+#: Bytes of scaled blocks kept. A projection's scale is a constant, so a few entries serve every
+#: call; scales differ per seed, so the bound is in bytes (dense blocks reach 2^9×2^9).
+_SCALED_CACHE_MAX_BYTES = 16 * 1024**2
 
 
 def _scaled_block(a: int, dtype: torch.dtype, device: torch.device, scale: float) -> torch.Tensor:
     """H_a (cached), times ``scale`` when it is not 1: how a scale rides along a GEMM pass for free.
-    Scaled blocks are cached too (up to ``_SCALED_CACHE_MAX``, then the cache starts afresh): a
-    fresh a×a multiply per call was a tenth of a small transform's time."""
+    Scaled blocks are cached too (up to ``_SCALED_CACHE_MAX_BYTES``, then the cache starts
+    afresh): a fresh a×a multiply per call was a tenth of a small transform's time."""
     if scale == 1.0:
         return hadamard_matrix(a, dtype, device)
     key = (a, dtype, device, scale)
     h = _SCALED_CACHE.get(key)
     if h is None:
-        if len(_SCALED_CACHE) >= _SCALED_CACHE_MAX:
+        h = hadamard_matrix(a, dtype, device) * scale
+        held = sum(t.numel() * t.element_size() for t in _SCALED_CACHE.values())
+        if held + h.numel() * h.element_size() > _SCALED_CACHE_MAX_BYTES:
             _SCALED_CACHE.clear()
-        h = _SCALED_CACHE[key] = hadamard_matrix(a, dtype, device) * scale
+        _SCALED_CACHE[key] = h
     return h
 
 
@@ -235,7 +240,8 @@ def _radix_passes(
 def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     """scale · x·H_n along the last dim (unnormalised H), pure PyTorch (radix-2^k dense blocks).
 
-    n ≤ 2^DENSE_MAX_BITS (or a small batch of n ≤ 2^9, see ``DENSE_MAX_WORK``): one GEMM with
+    n ≤ 2^DENSE_MAX_BITS (or a small batch of n ≤ 2^DENSE_SMALL_MAX_BITS, see
+    ``DENSE_MAX_WORK``): one GEMM with
     the cached H_n. Larger n: H_n = H_{a_1} ⊗ … ⊗ H_{a_p}
     with every a_i ≤ 2^RADIX_BITS (near-equal), one GEMM per factor (:func:`_radix_passes`);
     on the CPU the batch rows go through in cache-sized groups, and rows longer than
@@ -259,7 +265,7 @@ def fwht_torch(x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
     k = n.bit_length() - 1
     device = x.device
     src = x.contiguous().view(-1, n)
-    small = k <= 9 and src.shape[0] * n * n <= _setting(DENSE_MAX_WORK, device)
+    small = k <= DENSE_SMALL_MAX_BITS and src.shape[0] * n * n <= _setting(DENSE_MAX_WORK, device)
     if k <= _setting(DENSE_MAX_BITS, device) or small:
         return (src @ _scaled_block(n, x.dtype, device, scale)).view(x.shape)
     radix = _setting(RADIX_BITS, device)

@@ -260,3 +260,14 @@ def test_fwht_leading_is_H_times_each_column(B: int, m: int, K: int) -> None:
     torch.testing.assert_close(fwht_leading(x.float()).double(), H @ x, rtol=1e-5, atol=1e-4 * m)
     with pytest.raises(InvalidArgumentError, match="power-of-two"):
         fwht_leading(torch.zeros(1, 6, 2))
+
+
+def test_scaled_block_cache_stays_within_its_byte_bound() -> None:
+    """Scales differ per projection seed: a study must not pin one dense scaled block per seed."""
+    cpu = torch.device("cpu")
+    for i in range(40):  # 40 × 2 MiB (512×512 float64) > the 16 MiB bound
+        h = fwht_module._scaled_block(512, torch.float64, cpu, 1.0 + i / 1000)
+        torch.testing.assert_close(h, scipy_h(512) * (1.0 + i / 1000))
+    held = sum(t.numel() * t.element_size() for t in fwht_module._SCALED_CACHE.values())
+    assert 0 < held <= fwht_module._SCALED_CACHE_MAX_BYTES
+    assert fwht_module._scaled_block(512, torch.float64, cpu, 1.039) is h  # a hit, not a recompute

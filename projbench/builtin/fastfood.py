@@ -95,6 +95,12 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 VARIANTS = ("global", "stacked")
 
 
+def pad_last(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` zero-padded along its last dim to length n — ``x`` itself when it already has
+    length n (``F.pad`` copies even when there is nothing to pad). Callers only read the result."""
+    return x if x.shape[-1] == n else F.pad(x, (0, n - x.shape[-1]))
+
+
 def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """out[..., k] = table[..., index[k]] for a (B, m) table and an int32/int64 (n,) index.
 
@@ -209,7 +215,7 @@ class FastfoodProjection(Projection):
     def _stacked_forward(self, theta: torch.Tensor) -> torch.Tensor:
         lead = theta.shape[:-1]
         t = theta.reshape(-1, self.d) * self.signs
-        h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m)
+        h = fwht(pad_last(t, self.m), normalized=True)  # (B, m)
         x = self.gauss * h[:, self.perm].unsqueeze(-1)  # (B, m, K): column J is W_J ⊙ Πh
         # position i·K + J holds row i of block J
         y = self._fwht_scaled(x, along_blocks=True).view(x.shape[0], self.L)
@@ -217,7 +223,7 @@ class FastfoodProjection(Projection):
 
     def _stacked_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         lead = y.shape[:-1]
-        flat = F.pad(y.reshape(-1, self.D), (0, self.L - self.D)).view(-1, self.m, self.K)
+        flat = pad_last(y.reshape(-1, self.D), self.L).view(-1, self.m, self.K)
         u = self._fwht_scaled(flat, along_blocks=True).mul_(self.gauss).sum(-1)  # Σ_J W_J ⊙ H_m y_J
         r = torch.empty_like(u)
         r[:, self.perm] = u  # Πᵀ
@@ -229,7 +235,7 @@ class FastfoodProjection(Projection):
             return self._stacked_forward(theta)
         lead = theta.shape[:-1]
         t = theta.reshape(-1, self.d) * self.signs
-        h = fwht(F.pad(t, (0, self.m - self.d)), normalized=True)  # (B, m): one period of H_L B[θ;0]
+        h = fwht(pad_last(t, self.m), normalized=True)  # (B, m): one period of H_L B[θ;0]
         x = gather_rows(h, self.residue).mul_(self.gauss)  # (Π H_L B[θ;0]) ⊙ G, via the residues
         y = self._fwht_scaled(x)
         return y[:, : self.D].reshape(*lead, self.D)
@@ -238,10 +244,7 @@ class FastfoodProjection(Projection):
         if self.variant == "stacked":
             return self._stacked_adjoint(y)
         lead = y.shape[:-1]
-        flat = y.reshape(-1, self.D)
-        if self.L > self.D:  # (F.pad copies even when there is nothing to pad)
-            flat = F.pad(flat, (0, self.L - self.D))
-        z = self._fwht_scaled(flat).mul_(self.gauss)
+        z = self._fwht_scaled(pad_last(y.reshape(-1, self.D), self.L)).mul_(self.gauss)
         s = self._block_sum(z)  # (B, m): Σ over the L/m blocks of Πᵀ(G ⊙ H_L[y;0])
         x = fwht(s, normalized=True)[:, : self.d] * self.signs
         return x.reshape(*lead, self.d)
