@@ -3,9 +3,15 @@ written here in torchvision's on-disk layout, the missing-data error and the in-
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import gzip
+import os
 import pickle
+import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -378,3 +384,175 @@ def test_broken_cifar_batch_is_a_clear_error(tmp_path: Path, damage: str) -> Non
     with pytest.raises(InvalidArgumentError) as info:
         load_dataset("cifar10", "test", tmp_path)
     _assert_one_line_about(info.value, path)
+
+
+# --- hostile CIFAR-10 batches: only numpy's own globals are resolved, nothing else runs --------
+
+
+class _RunsCommand:
+    """Pickles as a call of ``callable_(argument)``: what a planted batch would run on load."""
+
+    def __init__(self, callable_: object, argument: str) -> None:
+        self.callable_, self.argument = callable_, argument
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (self.callable_, (self.argument,))
+
+
+def _plant_batch(path: Path, payload: object, protocol: int) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(payload, f, protocol=protocol)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int):  # type: ignore[no-untyped-def]
+    """Fail (instead of hanging forever) when the block blocks for ``seconds``."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("where", ["data", "labels"])
+@pytest.mark.parametrize("how", ["os.system", "builtins.exec"])
+def test_planted_batch_is_refused_without_running_its_code(
+    tmp_path: Path, protocol: int, where: str, how: str
+) -> None:
+    make_fake_cifar(tmp_path)
+    marker = tmp_path / "marker"
+    evil = (_RunsCommand(os.system, f"touch {marker}") if how == "os.system"
+            else _RunsCommand(builtins.exec, f"open({str(marker)!r}, 'w').close()"))
+    entry: dict[str, object] = {"data": np.zeros((1, 3072), np.uint8), "labels": [1]}
+    entry[where] = evil if where == "data" else [evil]
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    _plant_batch(path, entry, protocol)
+    with pytest.raises(InvalidArgumentError) as info:
+        load_dataset("cifar10", "test", tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg and "delete it" in msg
+    assert ("system'" if how == "os.system" else "exec'") in msg  # the global, as the pickle names it
+    assert not marker.exists()
+
+
+def test_planted_batch_through_the_cli_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
+    make_fake_cifar(tmp_path)
+    marker = tmp_path / "marker"
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    _plant_batch(path, {"data": _RunsCommand(os.system, f"touch {marker}"), "labels": [1]}, 4)
+    env = {**os.environ, "PROJBENCH_DOWNLOAD": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "projbench", "intrinsic-dim", "--arch", "lenet", "--dataset", "cifar10",
+         "--proj", "fastfood", "--seeds", "1", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and str(path) in errors[0] and "'posix.system'" in errors[0]
+    assert not marker.exists()
+
+
+def test_numpy1_protocol2_python2_and_protocol5_batches_still_load(tmp_path: Path) -> None:
+    """The forms a genuine batch can take: numpy 1's module names, Python 2 byte strings (read
+    as latin-1 text), protocol 5's _frombuffer, labels as a list or an integer array."""
+    data = np.random.default_rng(2).integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    path = tmp_path / "batch"
+    numpy1 = pickle.dumps({b"data": data, b"labels": [0, 9, 4]}, protocol=2)
+    path.write_bytes(numpy1.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    images, labels = D.read_cifar_batch(path)
+    assert np.array_equal(images.reshape(3, -1), data) and labels.tolist() == [0, 9, 4]
+
+    class Python2Array:  # the state of a Python 2 ndarray pickle: raw data as a (latin-1) str
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            from numpy._core.multiarray import _reconstruct
+
+            state = (1, (3, 3072), np.dtype("u1"), False, data.tobytes().decode("latin1"))
+            return (_reconstruct, (np.ndarray, (0,), b"b"), state)
+
+    _plant_batch(path, {"data": Python2Array(), "labels": [1, 2, 3]}, 2)
+    assert np.array_equal(D.read_cifar_batch(path)[0].reshape(3, -1), data)
+    _plant_batch(path, {"data": data, "labels": np.array([5, 6, 7])}, 5)
+    images, labels = D.read_cifar_batch(path)
+    assert np.array_equal(images.reshape(3, -1), data) and labels.tolist() == [5, 6, 7]
+
+
+@pytest.mark.parametrize(
+    "damage", ["huge-shape", "object-dtype", "float-data", "short-labels", "bool-labels"]
+)
+def test_batch_with_inconsistent_array_is_refused_before_allocating(tmp_path: Path, damage: str) -> None:
+    from numpy._core.multiarray import _reconstruct
+
+    class Array:
+        def __init__(self, shape: tuple[int, ...], dtype: np.dtype, raw: object) -> None:
+            self.state = (1, shape, dtype, False, raw)
+
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (_reconstruct, (np.ndarray, (0,), b"b"), self.state)
+
+    data: object = np.zeros((2, 3072), np.uint8)
+    labels: object = [1, 2]
+    if damage == "huge-shape":  # 2**40 rows announced, 3072 bytes present
+        data = Array((2**40, 3072), np.dtype("u1"), b"\0" * 3072)
+    elif damage == "object-dtype":
+        data = Array((1,), np.dtype("O"), [1])
+    elif damage == "float-data":
+        data = np.zeros((2, 3072), np.float32)
+    elif damage == "short-labels":
+        labels = [1]
+    else:
+        labels = [True, False]
+    path = tmp_path / "batch"
+    _plant_batch(path, {"data": data, "labels": labels}, 2)
+    with pytest.raises(InvalidArgumentError) as info:
+        D.read_cifar_batch(path)
+    _assert_one_line_about(info.value, path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_batch_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "data_batch_1"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path.mkdir()
+    with _deadline(20), pytest.raises(InvalidArgumentError, match="not a regular file") as info:
+        D.read_cifar_batch(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_oversized_batch_and_idx_bomb_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_fake_cifar(tmp_path)
+    monkeypatch.setattr(D, "MAX_CIFAR_BATCH_BYTES", 1000)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    with pytest.raises(InvalidArgumentError, match="over the 1,000 read at most") as info:
+        D.read_cifar_batch(path)
+    _assert_one_line_about(info.value, path)
+    # a small .gz that unpacks past the cap is cut off after MAX_IDX_BYTES + 1 bytes
+    monkeypatch.setattr(D, "MAX_IDX_BYTES", 10_000)
+    bomb = tmp_path / "t10k-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 8, 1, 10**6) + bytes(10**6)))
+    with pytest.raises(InvalidArgumentError, match="unpacks to more than 10,000 bytes") as info:
+        D.read_idx(bomb)
+    _assert_one_line_about(info.value, bomb)
+
+
+def test_real_cifar10_loads_with_the_restricted_reader(data_dir: Path) -> None:
+    folder = data_dir / "cifar-10-batches-py"
+    if not (folder / "test_batch").exists():
+        pytest.skip(f"no CIFAR-10 under {data_dir}")
+    images, labels = D.read_cifar_batch(folder / "data_batch_1")
+    assert images.shape == (10_000, 3, 32, 32) and images.dtype == np.uint8 and labels.shape == (10_000,)
+    x, y = load_dataset("cifar10", "test", data_dir)
+    assert x.shape == (10_000, 3, 32, 32) and x.dtype == torch.float32
+    # facts published with the data (shared/data/README.md)
+    assert y[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
+    assert torch.bincount(y).tolist() == [1000] * 10
