@@ -23,7 +23,7 @@ from projbench.allocator import tune_cpu_allocator
 from projbench.cliutils import parse_options, resolve_device, split_names
 from projbench.commands.common import check_fwht_backend, data_dir_option, fwht_backend_option
 from projbench.errors import ProjbenchError
-from projbench.manager import REGISTRY_HOOKS, get_plugin_manager, get_registry, plugin_infos
+from projbench.manager import REGISTRY_HOOKS, get_registry, plugin_infos, register_commands
 
 KINDS = tuple(REGISTRY_HOOKS)
 
@@ -39,9 +39,13 @@ class ProjbenchGroup(click.Group):
     _plugins_loaded = False
 
     def _load_plugin_commands(self) -> None:
+        """Add every plugin's commands once; a failing plugin is a one-line warning (also under
+        ``--help``, which lists commands before any command runs)."""
         if not self._plugins_loaded:
             self._plugins_loaded = True
-            get_plugin_manager().hook.projbench_register_commands(cli=self)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                register_commands(self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands()

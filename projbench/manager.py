@@ -7,25 +7,42 @@ fails produces a warning naming it, and the others still load. ``PROJBENCH_DISAB
 (comma-separated plugin names) blocks plugins by name.
 
 Two plugins registering one name is reported (:func:`conflicts`, ``PluginInfo.conflicts``),
-not fatal: only the ambiguous bare name is refused, and ``plugin:name`` or
-``PROJBENCH_PREFER=name=plugin`` chooses (see :mod:`projbench.registry`). A plugin whose
-registration hook raises is skipped with a warning, like one that fails to import.
+not fatal. A third-party plugin never takes a built-in's name: the bare name stays the
+built-in's and the third party's object is reachable as ``plugin:name``, with a warning.
+Between third parties only the ambiguous bare name is refused, and ``plugin:name`` or
+``PROJBENCH_PREFER=name=plugin`` chooses (see :mod:`projbench.registry`).
+
+Third-party plugin code (the import of the module, every hook) runs in a worker thread with a
+deadline of ``PROJBENCH_PLUGIN_TIMEOUT`` seconds. A plugin that raises anything there
+(``sys.exit()`` and ``KeyboardInterrupt`` included) is skipped with a :class:`PluginLoadWarning`
+naming it and what it raised, like one that fails to import; one that does not answer in time
+is skipped with a warning too and never called again. The command goes on either way. A
+Ctrl-C of the user still stops the command: it reaches the main thread, not the worker.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata as metadata
+import math
 import os
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from projbench import hookspecs
 from projbench.errors import UnknownNameError
-from projbench.registry import PREFER_ENV, Registry, parse_prefer
+from projbench.registry import PREFER_ENV, QUALIFIER, Registry, parse_prefer
+
+if TYPE_CHECKING:
+    import click
+
+_T = TypeVar("_T")
 
 #: (plugin name, module) of the plugins that ship with projbench.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -58,11 +75,22 @@ _SINGULAR = {
 }
 
 DISABLE_ENV = "PROJBENCH_DISABLE_PLUGINS"
+TIMEOUT_ENV = "PROJBENCH_PLUGIN_TIMEOUT"
+#: seconds a third-party plugin may take to import, or to run one of its hooks
+DEFAULT_PLUGIN_TIMEOUT = 20.0
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 
 
 class PluginLoadWarning(UserWarning):
-    """A plugin could not be imported; it is skipped and the others still work."""
+    """A plugin could not be loaded or used; it is skipped and the others still work."""
+
+
+class PluginFailure(Exception):
+    """Plugin code raised (anything) or did not answer in time; ``str`` says which, in one line."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass
@@ -84,6 +112,8 @@ class _State:
     pm: pluggy.PluginManager
     meta: dict[str, PluginInfo]
     registries: dict[str, Registry[Any]] = field(default_factory=dict)
+    #: seconds third-party plugin code may run (PROJBENCH_PLUGIN_TIMEOUT)
+    timeout: float = DEFAULT_PLUGIN_TIMEOUT
 
 
 _state: _State | None = None
@@ -105,44 +135,163 @@ def _projbench_version() -> str:
     return __version__
 
 
+def plugin_timeout() -> float:
+    """``PROJBENCH_PLUGIN_TIMEOUT`` in seconds; a value that is not a positive number warns and
+    gives :data:`DEFAULT_PLUGIN_TIMEOUT`."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PLUGIN_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        warnings.warn(
+            f"{TIMEOUT_ENV}={raw!r} is not a positive number of seconds; using "
+            f"{DEFAULT_PLUGIN_TIMEOUT:g}",
+            PluginLoadWarning,
+            stacklevel=2,
+        )
+        return DEFAULT_PLUGIN_TIMEOUT
+    return value
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` in one line (``SystemExit: 3``, ``KeyboardInterrupt``)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def call_with_deadline(func: Callable[[], _T], timeout: float) -> _T:
+    """``func()`` run in a daemon thread, waited for ``timeout`` seconds.
+
+    Raises :class:`PluginFailure` when it raises anything (``SystemExit`` and
+    ``KeyboardInterrupt`` included) or is still running at the deadline; a thread that hangs is
+    left behind, and being a daemon it does not keep the process alive.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = func()
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt in plugin code
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="projbench-plugin", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise PluginFailure(f"no answer within {timeout:g} s (set {TIMEOUT_ENV} to wait longer)",
+                            timed_out=True)
+    if "error" in outcome:
+        raise PluginFailure(describe_exception(outcome["error"])) from outcome["error"]
+    return outcome["value"]
+
+
+def _run_plugin_code(state: _State, plugin: str, func: Callable[[], _T]) -> _T:
+    """``func()`` on behalf of ``plugin``: built-ins directly, third parties under a deadline.
+
+    Any failure becomes :class:`PluginFailure`.
+    """
+    info = state.meta.get(plugin)
+    if info is not None and info.builtin:
+        try:
+            return func()
+        except Exception as exc:  # a broken plugin must not break the rest
+            raise PluginFailure(describe_exception(exc)) from exc
+    return call_with_deadline(func, state.timeout)
+
+
+def _drop_plugin(state: _State, plugin: str, error: str) -> None:
+    """Unregister and block ``plugin`` (it hung: it is not called again); record ``error``."""
+    if state.pm.has_plugin(plugin):
+        state.pm.unregister(name=plugin)
+    state.pm.set_blocked(plugin)
+    info = state.meta.get(plugin)
+    if info is not None:
+        info.error = error
+
+
+def _name_for(ep: metadata.EntryPoint, builtin_modules: dict[str, str], taken: set[str]) -> str | None:
+    """The plugin name of ``ep``: its entry-point name, unless a third party uses a built-in
+    plugin's name: then its distribution's name (with a warning), or None when that is taken too."""
+    if ep.name not in builtin_modules or builtin_modules[ep.name] == ep.value:
+        return ep.name
+    dist = getattr(getattr(ep, "dist", None), "name", None)
+    usable = isinstance(dist, str) and dist and QUALIFIER not in dist
+    alias = dist if usable and dist not in builtin_modules and dist not in taken else None
+    then = (f"it is loaded as plugin {alias!r} instead" if alias
+            else "it is skipped; its entry point needs another name")
+    warnings.warn(
+        f"projbench plugin {ep.name!r} ({ep.value}, from {dist or 'an unknown distribution'}) has the "
+        f"name of a built-in plugin: {then}",
+        PluginLoadWarning,
+        stacklevel=3,
+    )
+    return alias
+
+
+def _load_entry_point(state: _State, ep: metadata.EntryPoint, name: str, builtin: bool) -> None:
+    """Import and register one entry point as plugin ``name``; a failure is a warning and a
+    ``PluginInfo`` with its error."""
+    state.meta[name] = PluginInfo(name, ep.value, _dist_version(ep), builtin)
+    try:
+        plugin = _run_plugin_code(state, name, ep.load)
+        state.pm.register(plugin, name=name)
+    except Exception as exc:  # noqa: BLE001 - PluginFailure, or pluggy refusing its hooks
+        error = str(exc) if isinstance(exc, PluginFailure) else describe_exception(exc)
+        warnings.warn(
+            f"projbench plugin {name!r} ({ep.value}) failed to load and is skipped: {error}",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+        state.meta[name].error = error
+        return
+    if builtin:
+        state.meta[name].version = _projbench_version()
+
+
+def _drop_invalid_plugins(state: _State) -> None:
+    """Unregister, with a warning, every plugin whose hooks pluggy refuses (unknown hook names)."""
+    while True:
+        try:
+            state.pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = state.pm.get_name(exc.plugin)
+            if name is None:
+                raise
+            error = " ".join(str(exc).split())
+            warnings.warn(f"projbench plugin {name!r} is skipped: {error}", PluginLoadWarning,
+                          stacklevel=3)
+            _drop_plugin(state, name, error)
+
+
 def _build_manager() -> _State:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    meta: dict[str, PluginInfo] = {}
+    state = _State(pm, {}, timeout=plugin_timeout())
     blocked = disabled_plugins()
     for name in blocked:
         pm.set_blocked(name)
     builtin_modules = dict(BUILTIN_PLUGINS)
 
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked or pm.has_plugin(ep.name) or ep.name in meta:
+        if ep.name in blocked:
             continue
-        builtin = builtin_modules.get(ep.name) == ep.value
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - any import error of a plugin
-            warnings.warn(
-                f"projbench plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
-                f"{type(exc).__name__}: {exc}",
-                PluginLoadWarning,
-                stacklevel=2,
-            )
-            meta[ep.name] = PluginInfo(
-                ep.name, ep.value, _dist_version(ep), builtin, error=f"{type(exc).__name__}: {exc}"
-            )
+        name = _name_for(ep, builtin_modules, set(state.meta))
+        if name is None or name in blocked or name in state.meta:
             continue
-        version = _projbench_version() if builtin else _dist_version(ep)
-        meta[ep.name] = PluginInfo(ep.name, ep.value, version, builtin)
+        _load_entry_point(state, ep, name, builtin_modules.get(name) == ep.value)
 
     for name, module in BUILTIN_PLUGINS:
-        if name in blocked or pm.has_plugin(name) or name in meta:
+        if name in blocked or pm.has_plugin(name) or name in state.meta:
             continue
         pm.register(importlib.import_module(module), name=name)
-        meta[name] = PluginInfo(name, module, _projbench_version(), True)
+        state.meta[name] = PluginInfo(name, module, _projbench_version(), True)
 
-    pm.check_pending()
-    return _State(pm, meta)
+    _drop_invalid_plugins(state)
+    return state
 
 
 def _state_or_build() -> _State:
@@ -200,7 +349,8 @@ def get_registry(kind: str) -> Registry[Any]:
     ``trylast`` last, otherwise the most recently registered first), so the registry knows
     which plugin adds what. A hook that raises anything (a projbench error such as a class
     without ``name`` included) is skipped with a :class:`PluginLoadWarning` naming the plugin,
-    and whatever it added before failing is removed; the other plugins still register.
+    and nothing it added is kept; the other plugins still register. A third party's name that
+    a built-in registers too stays the built-in's, with a warning naming ``plugin:name``.
     """
     state = _state_or_build()
     if kind not in REGISTRY_HOOKS:
@@ -208,30 +358,107 @@ def get_registry(kind: str) -> Registry[Any]:
             f"unknown registry kind {kind!r}; choose one of {', '.join(REGISTRY_HOOKS)}"
         )
     if kind not in state.registries:
-        registry: Registry[Any] = Registry(_SINGULAR[kind])
-        registry.prefer = preferences()
-        hook = getattr(state.pm.hook, REGISTRY_HOOKS[kind])
-        # get_hookimpls() is in pluggy's storage order; pluggy calls them in reverse.
-        for impl in reversed(hook.get_hookimpls()):
-            registry.current_plugin = impl.plugin_name
-            try:
-                impl.function(registry=registry)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
-                registry.discard_plugin(impl.plugin_name)
-                warnings.warn(
-                    f"projbench plugin {impl.plugin_name!r} failed while registering {kind} and "
-                    f"is skipped for them: {type(exc).__name__}: {exc}",
-                    PluginLoadWarning,
-                    stacklevel=2,
-                )
-                info = state.meta.get(impl.plugin_name)
-                if info is not None:
-                    info.error = f"registering {kind}: {type(exc).__name__}: {exc}"
-        registry.current_plugin = "<direct>"
-        if len(registry) == 0:
-            registry.empty_hint = _empty_hint(state, kind)
-        state.registries[kind] = registry
+        state.registries[kind] = _fill_registry(state, kind)
     return state.registries[kind]
+
+
+def _fill_registry(state: _State, kind: str) -> Registry[Any]:
+    registry: Registry[Any] = Registry(_SINGULAR[kind])
+    registry.prefer = preferences()
+    registry.builtin_plugins = frozenset(n for n, i in state.meta.items() if i.builtin)
+    hook = getattr(state.pm.hook, REGISTRY_HOOKS[kind])
+    # get_hookimpls() is in pluggy's storage order; pluggy calls them in reverse.
+    for impl in reversed(hook.get_hookimpls()):
+        staged = _registrations_of(state, impl, kind)
+        if staged is not None:
+            registry.absorb(staged)
+    if len(registry) == 0:
+        registry.empty_hint = _empty_hint(state, kind)
+    _warn_shadowed(registry)
+    return registry
+
+
+def _registrations_of(state: _State, impl: Any, kind: str) -> Registry[Any] | None:
+    """What one plugin's hook registers, in a registry of its own; None (and a warning) when
+    the hook fails or hangs."""
+    staged: Registry[Any] = Registry(_SINGULAR[kind])
+    staged.current_plugin = impl.plugin_name
+    try:
+        _run_plugin_code(state, impl.plugin_name, functools.partial(impl.function, registry=staged))
+    except PluginFailure as failure:
+        _warn_hook_failure(state, impl.plugin_name, f"registering {kind}", failure)
+        return None
+    return staged
+
+
+def _warn_hook_failure(state: _State, plugin: str, doing: str, failure: PluginFailure) -> None:
+    """The one-line warning about a failed hook; a plugin that hung is dropped for good."""
+    if failure.timed_out:
+        message = f"projbench plugin {plugin!r} hung while {doing} and is skipped from now on: {failure}"
+        _drop_plugin(state, plugin, f"{doing}: {failure}")
+    else:
+        what = doing.split(" ", 1)[-1]
+        message = (f"projbench plugin {plugin!r} failed while {doing} and is skipped for {what}: "
+                   f"{failure}")
+        info = state.meta.get(plugin)
+        if info is not None:
+            info.error = f"{doing}: {failure}"
+    warnings.warn(message, PluginLoadWarning, stacklevel=4)
+
+
+def _warn_shadowed(registry: Registry[Any]) -> None:
+    """Warn once per third party whose name a built-in keeps."""
+    for name, (builtin, others) in registry.shadowed().items():
+        for plugin in others:
+            warnings.warn(
+                f"projbench plugin {plugin!r} registers {registry.kind} {name!r}, a built-in name: "
+                f"{name!r} stays the built-in one (plugin {builtin!r}); use "
+                f"'{plugin}{QUALIFIER}{name}' for the plugin's",
+                PluginLoadWarning,
+                stacklevel=5,
+            )
+
+
+def register_commands(cli: click.Group) -> None:
+    """Let every plugin add its commands to ``cli``, built-ins first.
+
+    Each hook fills a group of its own, so a hook that fails or hangs adds nothing (it is
+    skipped with a warning). A command whose name is taken keeps it; the newcomer is added as
+    ``plugin:name``, with a warning.
+    """
+    import click
+
+    state = _state_or_build()
+    impls = list(reversed(state.pm.hook.projbench_register_commands.get_hookimpls()))
+    impls.sort(key=lambda impl: not _is_builtin(state, impl.plugin_name))
+    for impl in impls:
+        staged = click.Group(name=cli.name)
+        try:
+            _run_plugin_code(state, impl.plugin_name, functools.partial(impl.function, cli=staged))
+        except PluginFailure as failure:
+            _warn_hook_failure(state, impl.plugin_name, "adding commands", failure)
+            continue
+        for name, command in staged.commands.items():
+            _add_command(cli, impl.plugin_name, name, command)
+
+
+def _is_builtin(state: _State, plugin: str) -> bool:
+    info = state.meta.get(plugin)
+    return info is not None and info.builtin
+
+
+def _add_command(cli: click.Group, plugin: str, name: str, command: click.Command) -> None:
+    """Add ``command`` as ``name``, or as ``plugin:name`` (with a warning) when that is taken."""
+    if name in cli.commands and cli.commands[name] is not command:
+        qualified = f"{plugin}{QUALIFIER}{name}"
+        warnings.warn(
+            f"projbench plugin {plugin!r} adds command {name!r}, which is taken; it is "
+            f"available as {qualified!r}",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+        name = qualified
+    cli.add_command(command, name=name)
 
 
 @dataclass
@@ -241,7 +468,7 @@ class Conflict:
     kind: str
     name: str
     plugins: list[str]
-    chosen: str | None  # the plugin PROJBENCH_PREFER picks, or None: the bare name is refused
+    chosen: str | None  # the plugin the bare name means (PROJBENCH_PREFER's or the built-in), or None
     message: str
 
 
@@ -251,13 +478,19 @@ def conflicts() -> list[Conflict]:
     for kind in REGISTRY_HOOKS:
         registry = get_registry(kind)
         for name, plugins in registry.conflicts().items():
-            chosen = registry.prefer.get(name)
-            chosen = chosen if chosen in plugins else None
-            msg = (f"{_SINGULAR[kind]} {name!r}: {PREFER_ENV} picks plugin {chosen!r}; the others as "
-                   + ", ".join(repr(f"{p}:{name}") for p in plugins if p != chosen)
-                   if chosen else registry.ambiguous_message(name))
-            out.append(Conflict(kind, name, list(plugins), chosen, msg))
+            chosen = registry.bare_owner(name)
+            out.append(Conflict(kind, name, list(plugins), chosen,
+                                _conflict_message(registry, kind, name, chosen)))
     return out
+
+
+def _conflict_message(registry: Registry[Any], kind: str, name: str, chosen: str | None) -> str:
+    """One line: who gets the bare ``name`` and how to reach the others."""
+    if chosen is None:
+        return registry.ambiguous_message(name)
+    why = f"{PREFER_ENV} picks plugin" if name in registry.prefer else "the built-in plugin keeps it:"
+    others = ", ".join(repr(f"{p}{QUALIFIER}{name}") for p in registry.conflicts()[name] if p != chosen)
+    return f"{_SINGULAR[kind]} {name!r}: {why} {chosen!r}; the others as {others}"
 
 
 def plugin_infos() -> list[PluginInfo]:
@@ -268,7 +501,7 @@ def plugin_infos() -> list[PluginInfo]:
     for kind in REGISTRY_HOOKS:
         registry = get_registry(kind)
         for name, info in state.meta.items():
-            names = registry.by_plugin(name)
+            names = registry.listed_names(name)
             if names:
                 info.registers[kind] = names
     for c in conflicts():

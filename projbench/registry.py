@@ -4,18 +4,23 @@ A :class:`Registry` maps a name to an object (a projection class, an architectur
 a dataset spec, an FWHT backend, a suite). It remembers which plugin added each name, so an
 unknown name is reported with the list of registered names and the closest match.
 
-**Name clashes.** Two plugins may register the same name (a third-party ``fastjl`` next to
-the built-in one). That is not an error at registration time: both objects are kept and the
-clash is reported by :meth:`Registry.conflicts`. Only *using* the ambiguous bare name fails,
-with a one-line :class:`~projbench.errors.DuplicateNameError` that says how to choose:
+**Name clashes.** Two plugins may register the same name. That is not an error at
+registration time: both objects are kept and the clash is reported by
+:meth:`Registry.conflicts`.
 
-* the qualified name ``plugin:name`` (e.g. ``myplugin:fastjl``) always picks one object;
-* ``prefer`` (filled by the plugin manager from ``PROJBENCH_PREFER=fastjl=myplugin,...``)
-  makes the bare name resolve to that plugin's object.
+* A built-in name stays the built-in's: when a third-party plugin registers a name that a
+  built-in plugin (``builtin_plugins``, filled by the plugin manager) registers too, the bare
+  name means the built-in object and the third party's is reachable as ``plugin:name`` only.
+* Between third-party plugins, *using* the ambiguous bare name fails, with a one-line
+  :class:`~projbench.errors.DuplicateNameError` that says how to choose.
 
-Every other name keeps working. :meth:`Registry.names` lists each object exactly once under a
-name that resolves: a unique or preferred name bare, every other candidate of a clash
-qualified. The same plugin adding one name twice is a bug of that plugin and raises
+The qualified name ``plugin:name`` (e.g. ``myplugin:fastjl``) always picks one object, and
+``prefer`` (filled by the plugin manager from ``PROJBENCH_PREFER=fastjl=myplugin,...``) makes
+the bare name resolve to that plugin's object: an explicit choice of the user, which is the
+only way a third party's object gets a built-in's bare name. Every other name keeps working.
+:meth:`Registry.names` lists each object exactly once under a name that resolves: a unique,
+built-in or preferred name bare, every other candidate of a clash qualified. The same plugin
+adding one name twice is a bug of that plugin and raises
 :class:`~projbench.errors.DuplicateNameError` at once.
 """
 
@@ -50,7 +55,8 @@ class Registry(Generic[T]):
     is currently registering (set by the plugin manager) is recorded as the owner.
     ``prefer`` maps a clashing name to the plugin whose object the bare name should mean.
     ``empty_hint`` (set by the plugin manager) explains an empty registry, e.g. that the
-    plugin providing this kind is blocked.
+    plugin providing this kind is blocked. ``builtin_plugins`` names the plugins whose names
+    win a clash with any other plugin.
     """
 
     def __init__(self, kind: str, name_of: Callable[[T], str] = _name_attribute) -> None:
@@ -61,6 +67,7 @@ class Registry(Generic[T]):
         self.current_plugin: str = "<direct>"
         self.prefer: dict[str, str] = {}
         self.empty_hint: str | None = None
+        self.builtin_plugins: frozenset[str] = frozenset()
 
     # -- filling ------------------------------------------------------------------------------
     def add(self, obj: T, name: str | None = None) -> T:
@@ -78,6 +85,19 @@ class Registry(Generic[T]):
             )
         entries.append((self.current_plugin, obj))
         return obj
+
+    def absorb(self, other: Registry[T]) -> None:
+        """Add every entry of ``other``: one plugin's registrations, collected apart from the
+        others so that a hook which fails half-way leaves nothing behind."""
+        for key, entries in other._entries.items():
+            mine = self._entries.get(key, [])
+            for plugin, _ in entries:
+                if any(p == plugin for p, _ in mine):
+                    raise DuplicateNameError(
+                        f"plugin {plugin!r} registers {self.kind} {key!r} twice; register each name once"
+                    )
+        for key, entries in other._entries.items():
+            self._entries.setdefault(key, []).extend(entries)
 
     def discard_plugin(self, plugin: str) -> list[str]:
         """Forget everything ``plugin`` added (its hook failed half-way); returns the names."""
@@ -113,17 +133,42 @@ class Registry(Generic[T]):
         if not entries:
             raise UnknownNameError(self.unknown_message(name))
         wanted = self.prefer.get(name)
-        if wanted is not None:
-            for p, obj in entries:
-                if p == wanted:
-                    return p, obj
+        if wanted is not None and all(p != wanted for p, _ in entries):
             raise UnknownNameError(
                 f"{PREFER_ENV} asks for {self.kind} {name!r} from plugin {wanted!r}, which does not "
                 f"register it; it is registered by {', '.join(repr(p) for p, _ in entries)}"
             )
-        if len(entries) > 1:
+        owner = self.bare_owner(name)
+        if owner is None:
             raise DuplicateNameError(self.ambiguous_message(name))
-        return entries[0]
+        return next((p, obj) for p, obj in entries if p == owner)
+
+    def bare_owner(self, name: str) -> str | None:
+        """The plugin whose object the bare ``name`` means, or None (unknown or ambiguous).
+
+        In order: the plugin ``prefer`` names (if it registers ``name``), the only registrant,
+        the only built-in registrant among several.
+        """
+        plugins = [p for p, _ in self._entries.get(name, [])]
+        wanted = self.prefer.get(name)
+        if wanted is not None:
+            return wanted if wanted in plugins else None
+        if len(plugins) == 1:
+            return plugins[0]
+        builtins = [p for p in plugins if p in self.builtin_plugins]
+        return builtins[0] if len(builtins) == 1 else None
+
+    def shadowed(self) -> dict[str, tuple[str, list[str]]]:
+        """Names a built-in keeps although other plugins register them too, each with
+        (built-in plugin, the other plugins) — those are reachable as ``plugin:name`` only."""
+        out: dict[str, tuple[str, list[str]]] = {}
+        for name, plugins in self.conflicts().items():
+            if name in self.prefer:
+                continue
+            owner = self.bare_owner(name)
+            if owner is not None and owner in self.builtin_plugins:
+                out[name] = (owner, [p for p in plugins if p != owner])
+        return out
 
     def ambiguous_message(self, name: str) -> str:
         """One line: who registers ``name`` and the two ways to choose."""
@@ -181,16 +226,25 @@ class Registry(Generic[T]):
             if len(entries) == 1:
                 out.append(key)
                 continue
-            wanted = self.prefer.get(key)
+            owner = self.bare_owner(key)
             for p, _ in entries:
-                out.append(key if p == wanted else f"{p}{QUALIFIER}{key}")
+                out.append(key if p == owner else f"{p}{QUALIFIER}{key}")
         return sorted(out)
 
     def items(self) -> list[tuple[str, T]]:
         return [(n, self.get(n)) for n in self.names()]
 
     def by_plugin(self, plugin: str) -> list[str]:
+        """The bare names ``plugin`` registers."""
         return sorted(k for k, v in self._entries.items() if any(p == plugin for p, _ in v))
+
+    def listed_names(self, plugin: str) -> list[str]:
+        """The names under which ``plugin``'s objects are listed (as in :meth:`names`)."""
+        names = []
+        for key in self.by_plugin(plugin):
+            clash = len(self._entries[key]) > 1
+            names.append(f"{plugin}{QUALIFIER}{key}" if clash and self.bare_owner(key) != plugin else key)
+        return names
 
     def __contains__(self, name: object) -> bool:
         """True when :meth:`get` would return an object for ``name``."""
