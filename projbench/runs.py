@@ -37,6 +37,7 @@ from typing import Any
 
 from projbench.allocator import tune_cpu_allocator
 from projbench.errors import InvalidArgumentError, ProjbenchError
+from projbench.provenance import run_provenance
 from projbench.training import Recipe
 
 ROLES = ("baseline", "subspace", "direct")
@@ -92,7 +93,7 @@ class RunSpec:
     def identity(self) -> dict[str, Any]:
         """Every field that changes the result (JSON-safe)."""
         out = asdict(self)
-        out["recipe"] = self.recipe.to_dict()
+        out["recipe"] = self.recipe.identity_dict()
         out["options"] = dict(self.options)
         out["arch_options"] = dict(self.arch_options)
         out["role"] = self.role
@@ -213,6 +214,8 @@ class RunRecord:
     error: str | None = None
     worker: dict[str, Any] = field(default_factory=dict)
 
+    provenance: dict[str, Any] = field(default_factory=dict)
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": "run", **asdict(self)}
 
@@ -262,14 +265,21 @@ def execute_run(
     record = RunRecord(spec.run_id, spec.identity, "failed", worker=worker)
     try:
         worker["cpu_allocator"] = tune_cpu_allocator()["policy"]  # this worker process's malloc
+        record.provenance = run_provenance(
+            spec.architecture, spec.dataset, spec.projection, data_dir, spec.fwht_backend
+        )
         result = train_run(spec, data_dir, measure)
-        stats = {k: v for k, v in result.to_dict().items() if k not in ("history", "status", "step_losses")}
+        kept_apart = ("history", "status", "step_losses", "curve")
+        stats = {k: v for k, v in result.to_dict().items() if k not in kept_apart}
         stats["D"] = result.D
         if result.cond_P_sample is not None:
             stats["cond_P_sample"] = result.cond_P_sample
         record.status = "diverged" if result.status == "diverged" else "ok"
         record.stats = stats
-        record.samples = {"epoch_train_loss": [h["train_loss"] for h in result.history]}
+        record.samples = {
+            "epoch_train_loss": [h["train_loss"] for h in result.history],
+            "curve": result.curve,
+        }
         if record.status == "diverged":
             record.error = f"non-finite training loss at step {result.diverged_at_step}"
     except ProjbenchError as exc:

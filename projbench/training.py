@@ -48,6 +48,23 @@ LI_ET_AL_WEIGHT_DECAY: dict[str, float] = {
 DEFAULT_WEIGHT_DECAY = 0.0
 
 OPTIMIZERS = ("adam", "sgd")
+#: where the L2 term acts: "trainable" — torch's coupled weight decay on the trained parameters
+#: (θ_d in a subspace); "kernels" — Keras' ``l2(wd)`` as Li et al. apply it: wd·Σ‖W‖² added to
+#: the loss over the weight matrices and convolution kernels (not biases) of the model's
+#: effective weights θ = θ₀ + Pθ_d
+WEIGHT_DECAY_ON = ("trainable", "kernels")
+#: evaluation epochs of the default learning curve (those ≤ the run's epochs, and the last)
+DEFAULT_EVAL_SERIES: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+#: recipe fields added after studies had been stored, with the value every earlier run used;
+#: a run identity omits a field at this value, so the ids of earlier runs stay valid
+LEGACY_RECIPE_DEFAULTS: dict[str, Any] = {
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "weight_decay_on": "trainable",
+}
+#: recipe fields that change what is recorded, never the trained result (not in the identity)
+RECORDING_FIELDS = ("eval_epochs", "eval_batch_size")
 #: a step's loss above SPIKE_FACTOR × the median of the previous SPIKE_WINDOW losses is a spike
 SPIKE_FACTOR = 2.0
 SPIKE_WINDOW = 20
@@ -59,7 +76,12 @@ class Recipe:
     """How to train: optimiser, learning rate, epochs, batch size, L2, schedule.
 
     ``max_steps`` (optional) caps the total number of optimisation steps across epochs.
-    ``momentum`` is used by SGD only. ``eval_batch_size`` only affects speed/memory.
+    ``momentum`` is used by SGD only; ``beta1``, ``beta2`` and ``eps`` by Adam (torch's
+    defaults 0.9, 0.999, 1e-8; Li et al.'s code uses β2 = 0.99). ``weight_decay_on`` says where
+    the L2 term acts (:data:`WEIGHT_DECAY_ON`). ``eval_epochs`` are the epochs after which the
+    test set is evaluated for the learning curve (``None``: :data:`DEFAULT_EVAL_SERIES`); the
+    last epoch is always evaluated. ``eval_epochs`` and ``eval_batch_size`` change what is
+    recorded and how fast, never the trained weights.
     """
 
     optimizer: str = "adam"
@@ -71,8 +93,32 @@ class Recipe:
     max_steps: int | None = None
     momentum: float = 0.9
     eval_batch_size: int = 1024
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay_on: str = "trainable"
+    eval_epochs: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.eval_epochs is not None:
+            raw = self.eval_epochs
+            if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple) or not all(
+                isinstance(e, int) and not isinstance(e, bool) and 1 <= e <= 1_000_000 for e in raw
+            ):
+                raise InvalidArgumentError(
+                    f"eval_epochs must be a list of epoch numbers >= 1, got {raw!r}"
+                )
+            object.__setattr__(self, "eval_epochs", tuple(sorted(set(raw))))
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise InvalidArgumentError(f"{name} must be a number in [0, 1), got {value!r}")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, int | float) or not 0 < self.eps < 1:
+            raise InvalidArgumentError(f"eps must be a number in (0, 1), got {self.eps!r}")
+        if self.weight_decay_on not in WEIGHT_DECAY_ON:
+            raise InvalidArgumentError(
+                f"weight_decay_on must be one of {WEIGHT_DECAY_ON}, got {self.weight_decay_on!r}"
+            )
         for name in ("epochs", "batch_size", "eval_batch_size", "max_steps"):
             value = getattr(self, name)
             if not (value is None and name == "max_steps") and (
@@ -100,7 +146,28 @@ class Recipe:
             raise InvalidArgumentError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.eval_epochs is not None:
+            out["eval_epochs"] = list(self.eval_epochs)
+        return out
+
+    def identity_dict(self) -> dict[str, Any]:
+        """The fields that change the trained result: :meth:`to_dict` without the recording
+        fields, and without later-added fields at their :data:`LEGACY_RECIPE_DEFAULTS` value
+        (so an earlier run's identity is unchanged)."""
+        out = self.to_dict()
+        out.pop("eval_epochs", None)
+        for key, legacy in LEGACY_RECIPE_DEFAULTS.items():
+            if out.get(key) == legacy:
+                del out[key]
+        return out
+
+    def eval_points(self, steps_per_epoch: int, total_steps: int) -> list[int]:
+        """Steps after which the test set is evaluated: the end of every epoch in
+        ``eval_epochs`` (or the default series) that training reaches, and the last step."""
+        series = self.eval_epochs if self.eval_epochs is not None else DEFAULT_EVAL_SERIES
+        points = {e * steps_per_epoch for e in series if e * steps_per_epoch < total_steps}
+        return sorted(points | {total_steps})
 
     def with_(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (``None`` values are ignored)."""
@@ -130,7 +197,9 @@ class TrainResult:
     """Outcome of :func:`train`. ``history`` has one dict per (partly) run epoch.
 
     ``epochs`` is steps / steps-per-epoch (fractional with ``max_steps`` or divergence);
-    ``wall_s`` covers training and the final evaluation. ``loss_spikes`` counts the steps whose
+    ``wall_s`` covers training and every evaluation. ``curve`` is the learning curve: one dict
+    ``{epoch, step, test_accuracy, test_loss}`` per evaluation point
+    (:meth:`Recipe.eval_points`), the last one being the final result. ``loss_spikes`` counts the steps whose
     training loss exceeds ``SPIKE_FACTOR`` × the median of the previous ``SPIKE_WINDOW`` steps
     (a non-finite loss counts as a spike); ``max_loss_jump`` is the largest such ratio.
     """
@@ -146,6 +215,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     loss_spikes: int = 0
     max_loss_jump: float = float("nan")
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    eval_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,9 +292,48 @@ def evaluate(
 
 
 def _make_optimizer(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimiser; its weight decay is 0 when the L2 term is on the kernels
+    (then :func:`kernel_l2` adds it to the loss)."""
+    wd = recipe.weight_decay if recipe.weight_decay_on == "trainable" else 0.0
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(
+            params, lr=recipe.lr, betas=(recipe.beta1, recipe.beta2), eps=recipe.eps, weight_decay=wd
+        )
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=wd)
+
+
+def _effective_weights(model: nn.Module) -> tuple[dict[str, torch.Tensor] | None, list[torch.Tensor]]:
+    """(parameter dict to call the model with or None, the kernels: weights with ≥ 2 dims).
+
+    For a :class:`projbench.SubspaceModel` the kernels are the views of θ = θ₀ + Pθ_d computed
+    once for this step (the forward reuses them, so P is applied once); for any other model,
+    its own parameters with ≥ 2 dimensions.
+    """
+    from projbench.subspace import SubspaceModel
+
+    if isinstance(model, SubspaceModel):
+        params = model.parameter_dict()
+        return params, [p for p in params.values() if p.dim() >= 2]
+    return None, [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+
+
+def kernel_l2(kernels: list[torch.Tensor]) -> torch.Tensor:
+    """Σ‖W‖² over ``kernels`` (Keras' ``l2`` regulariser without its coefficient)."""
+    return torch.stack([(w * w).sum() for w in kernels]).sum()
+
+
+def _forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """Mean cross-entropy of a batch, plus wd·Σ‖W‖² when the L2 term is on the kernels."""
+    if recipe.weight_decay_on != "kernels" or recipe.weight_decay == 0:
+        return F.cross_entropy(model(x), y)
+    params, kernels = _effective_weights(model)
+    if params is not None:
+        from torch.func import functional_call
+
+        logits = functional_call(model.model, params, (x,))  # type: ignore[arg-type]
+    else:
+        logits = model(x)
+    return F.cross_entropy(logits, y) + recipe.weight_decay * kernel_l2(kernels)
 
 
 def train(
@@ -261,6 +371,20 @@ def train(
     if recipe.max_steps is not None:
         total = min(total, recipe.max_steps)
 
+    eval_points = set(recipe.eval_points(steps_per_epoch, total)) if test_data is not None else set()
+    curve: list[dict[str, Any]] = []
+    eval_s = 0.0
+
+    def evaluate_now() -> EvalResult:
+        nonlocal eval_s
+        assert test_data is not None
+        t0 = time.perf_counter()
+        ev = evaluate(model, test_data, recipe.eval_batch_size, dev)
+        eval_s += time.perf_counter() - t0
+        curve.append({"epoch": step / steps_per_epoch, "step": step,
+                      "test_accuracy": ev.accuracy, "test_loss": ev.loss})
+        return ev
+
     optimizer = _make_optimizer(params, recipe)
     scheduler = None
     if recipe.schedule == "cosine":
@@ -292,8 +416,7 @@ def train(
                 if step >= total:
                     break
                 idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-                logits = model(x_all[idx])
-                loss = F.cross_entropy(logits, y_all[idx])
+                loss = _forward_loss(model, x_all[idx], y_all[idx], recipe)
                 loss_value = loss.detach().item()  # one sync per step: needed to stop on NaN at once
                 step_losses.append(loss_value)
                 if not math.isfinite(loss_value):
@@ -316,8 +439,10 @@ def train(
                                 "train_loss": float(epoch_loss) / epoch_steps})
             if status == "diverged":
                 break
+            if step in eval_points and step < total:
+                evaluate_now()  # eval mode and no_grad: training itself is unchanged
     if test_data is not None:
-        ev = evaluate(model, test_data, recipe.eval_batch_size, dev)
+        ev = evaluate_now()
         test_acc, test_loss = ev.accuracy, ev.loss
     else:
         test_acc, test_loss = float("nan"), float("nan")
@@ -328,5 +453,5 @@ def train(
     return TrainResult(
         test_accuracy=test_acc, test_loss=test_loss, train_loss=float(train_loss), steps=step,
         epochs=epoch_float, status=status, diverged_at_step=diverged_at, wall_s=wall, history=history,
-        loss_spikes=spikes, max_loss_jump=jump,
+        loss_spikes=spikes, max_loss_jump=jump, curve=curve, eval_s=eval_s,
     )

@@ -11,8 +11,12 @@ is near chance (below 1 / number of classes + 0.1 for any seed) stops its group 
 searching against a meaningless target.
 
 Scheduling: every chain whose target is known proposes its next round of d values; every run
-that is needed and neither finished nor in flight is submitted; then the engine waits for the
-first result, records it (:class:`~projbench.study.store.StudyStore`) and repeats. Independent
+that is needed and neither finished nor in flight is queued; the queue feeds the pool up to its
+number of workers, earlier pairs (in the study's order) first and, within a pair, in the order
+the runs were found; then the engine waits for the first result, records it
+(:class:`~projbench.study.store.StudyStore`) and repeats. So the first pair's table is
+complete before the last pair's runs start, and an interrupted study has finished whole pairs
+rather than a little of everything. Independent
 chains and the k points of a k-section round all run concurrently, so a study fills as many
 workers as it has independent runs. Because a chain advances only on a complete round, the d
 values tried — hence the d_int90 values — do not depend on the pool or on completion order.
@@ -102,6 +106,7 @@ class StudyEngine:
         on_record: Callable[[dict[str, Any], RunSpec], None] | None = None,
         run_fn: Callable[..., dict[str, Any]] = execute_run,
         num_classes: Callable[[str], int] | None = None,
+        provenance: Callable[[dict[str, Any]], list[str]] | None = None,
     ) -> None:
         self.spec = spec
         self.results: dict[str, dict[str, Any]] = dict(results or {})
@@ -111,9 +116,12 @@ class StudyEngine:
         self.on_record = on_record
         self.run_fn = run_fn
         self._num_classes = num_classes or _registry_num_classes
+        self._provenance = provenance
         self.failed: dict[str, dict[str, Any]] = {}
         self.inflight: dict[Future[Any], tuple[RunSpec, int]] = {}
         self.inflight_ids: set[str] = set()
+        self._queue: list[tuple[int, int, RunSpec]] = []  # (pair index, discovery order, spec)
+        self._queued_ids: set[str] = set()
         self.trained = 0
         self.wait_s = 0.0
         self.exec_s = 0.0
@@ -214,28 +222,46 @@ class StudyEngine:
         )
 
     # -- results -------------------------------------------------------------------------
-    def _get(self, spec: RunSpec) -> dict[str, Any] | None:
-        """The finished (or finally failed) record of ``spec``, else submit it (once)."""
+    def _get(self, spec: RunSpec, pair: int) -> dict[str, Any] | None:
+        """The finished (or finally failed) record of ``spec``, else queue it (once) with the
+        priority of pair ``pair``."""
         rid = spec.run_id
         if (
             rid not in self.results
             and rid not in self.failed
             and rid not in self.inflight_ids
+            and rid not in self._queued_ids
             and self.pool is not None
         ):
-            self._submit(spec, 1)
+            self._queue.append((pair, len(self._queued_ids) + self.trained + len(self.failed), spec))
+            self._queued_ids.add(rid)
         return self.results.get(rid) or self.failed.get(rid)
 
-    def _submit(self, spec: RunSpec, attempt: int) -> None:
+    def _fill(self) -> bool:
+        """Submit queued runs while the pool has a free worker, earliest pair first. True when
+        a run finished during submission (an inline pool), so the caller sweeps again before
+        choosing the next run."""
+        capacity = max(1, int(getattr(self.pool, "workers", 1) or 1))
+        while self._queue and len(self.inflight) < capacity:
+            best = min(range(len(self._queue)), key=lambda i: self._queue[i][:2])
+            _, _, spec = self._queue.pop(best)
+            self._queued_ids.discard(spec.run_id)
+            if self._submit(spec, 1):
+                return True
+        return False
+
+    def _submit(self, spec: RunSpec, attempt: int) -> bool:
+        """Submit one run; True when it already finished (an inline pool ran it)."""
         start = time.perf_counter()
         args = (spec, self.data_dir) + ((self.spec.measure,) if self.spec.measure else ())
         future = self.pool.submit(self.run_fn, *args)  # type: ignore[union-attr]
         if future.done():  # an inline pool ran it already: record it at once (a kill loses nothing)
             self.exec_s += time.perf_counter() - start
             self._collect(future, spec, attempt)
-            return
+            return True
         self.inflight[future] = (spec, attempt)
         self.inflight_ids.add(spec.run_id)
+        return False
 
     def _collect(self, future: Future[Any], spec: RunSpec, attempt: int) -> bool:
         """Record a finished future; False when its worker died and the run must be resubmitted."""
@@ -255,6 +281,13 @@ class StudyEngine:
 
     def _accept(self, spec: RunSpec, record: dict[str, Any]) -> None:
         rid = spec.run_id
+        diffs = self._provenance(record) if self._provenance is not None and record.get("provenance") else []
+        if diffs and record.get("status") in ("ok", "diverged"):
+            record = {
+                **record,
+                "status": "failed",
+                "error": f"the worker ran with other inputs than the driver ({'; '.join(diffs)})",
+            }
         if self.store is not None:
             self.store.append_run(record)
         if record.get("status") in ("ok", "diverged"):
@@ -266,25 +299,26 @@ class StudyEngine:
             self.on_record(record, spec)
 
     @staticmethod
-    def accuracy(record: dict[str, Any]) -> float:
-        acc = (record.get("stats") or {}).get("test_accuracy")
-        try:
-            value = float(acc)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return 0.0
-        return value if math.isfinite(value) else 0.0
+    def accuracy(record: dict[str, Any], choice: str = "final") -> float:
+        """The test accuracy a search uses: ``final`` — the run's last evaluation; ``best`` —
+        the best evaluation point of its learning curve (the final one when it has none).
+        A missing, non-numeric or non-finite accuracy is 0 (a run that did not learn)."""
+        return run_accuracy(record, choice)
+
+    def _acc(self, record: dict[str, Any], pair_index: int) -> float:
+        return run_accuracy(record, self.spec.pairs[pair_index].search.get("accuracy", "final"))
 
     # -- advancing -----------------------------------------------------------------------
     def _advance_group(self, group: Group) -> bool:
         for _, _, _, specs in group.direct:
             for spec in specs:
-                self._get(spec)
+                self._get(spec, group.pair)
         if group.target is not None or group.failed is not None:
             return False
         means: dict[str, float] = {}
         missing = False
         for label, specs in group.baseline_specs.items():
-            records = [self._get(s) for s in specs]
+            records = [self._get(s, group.pair) for s in specs]
             if any(r is None for r in records):
                 missing = True
                 continue
@@ -299,7 +333,7 @@ class StudyEngine:
                         f"{r.get('error')}; lower the learning rate"
                     )
                     return True
-            means[label] = statistics.fmean(self.accuracy(r) for r in records if r is not None)
+            means[label] = statistics.fmean(self._acc(r, group.pair) for r in records if r is not None)
         if missing:
             return False
         best_label = max(means, key=lambda k: means[k]) if len(means) > 1 else "local"
@@ -309,7 +343,7 @@ class StudyEngine:
         group.baseline_accuracy = base_acc
         group.baseline_recipe = group.baseline_specs[best_label][0].recipe.to_dict()
         for spec in group.baseline_specs[best_label]:
-            acc = self.accuracy(self.results[spec.run_id])
+            acc = self._acc(self.results[spec.run_id], group.pair)
             if acc < chance + CHANCE_MARGIN:
                 group.failed = (
                     f"baseline accuracy {acc:.3f} (seed {spec.seed}, lr {spec.recipe.lr:g}) is near chance "
@@ -345,7 +379,7 @@ class StudyEngine:
             progressed = True
         while True:
             specs = {d: self.subspace_spec(chain, d) for d in chain.round}
-            records = {d: self._get(spec) for d, spec in specs.items()}
+            records = {d: self._get(spec, group.pair) for d, spec in specs.items()}
             if any(r is None for r in records.values()):
                 return progressed
             for d, r in records.items():
@@ -354,7 +388,7 @@ class StudyEngine:
                 if r.get("status") == "failed":
                     chain.failed = f"run d={d} failed: {r.get('error')}"
                     return True
-                chain.search.observe(d, self.accuracy(r), r.get("status") == "diverged")
+                chain.search.observe(d, self._acc(r, group.pair), r.get("status") == "diverged")
             chain.round = chain.search.propose()
             progressed = True
             if not chain.round:
@@ -362,13 +396,16 @@ class StudyEngine:
                 return True
 
     def _sweep(self) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for group in self.groups:
-                changed |= self._advance_group(group)
-            for chain in self.chains:
-                changed |= self._advance_chain(chain)
+        while True:
+            changed = True
+            while changed:
+                changed = False
+                for group in self.groups:
+                    changed |= self._advance_group(group)
+                for chain in self.chains:
+                    changed |= self._advance_chain(chain)
+            if self.pool is None or not self._fill():
+                return
 
     def run(self) -> StudyEngine:
         """Drive the study to the end (or, without a pool, replay it from the results)."""
@@ -400,7 +437,7 @@ class StudyEngine:
         todo = self._resubmit + [(s, a) for s, a in lost]
         self._resubmit = []
         for spec, attempt in todo:
-            self._submit(spec, attempt)
+            self._submit(spec, attempt)  # at most the pool's width: they were in flight together
 
     # -- summaries -----------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
@@ -507,7 +544,7 @@ class StudyEngine:
             if any(r is None for r in recs):
                 complete = False
                 continue
-            accs = [self.accuracy(r) for r in recs if r is not None]
+            accs = [self._acc(r, group.pair) for r in recs if r is not None]
             mean = statistics.fmean(accs)
             std = statistics.stdev(accs) if len(accs) > 1 else 0.0
             if size not in curve or mean > curve[size][0]:
@@ -557,7 +594,7 @@ class StudyEngine:
                         "loss_spikes_mean": statistics.fmean(float(x.get("loss_spikes") or 0) for x in stats),
                         "max_loss_jump": max(jumps) if jumps else None,
                         "cond_P_sample": statistics.fmean(conds) if conds else None,
-                        "accuracy_mean": statistics.fmean(self.accuracy(r) for r in recs),
+                        "accuracy_mean": statistics.fmean(self._acc(r, group.pair) for r in recs),
                     }
                 )
         return out
@@ -604,6 +641,26 @@ def _shipping(
         return {"bytes_to_ship": model.ship_bytes(), "state_dict_bytes": full_bytes}
     except Exception:  # noqa: BLE001 - an informational column must not break the table
         return {"bytes_to_ship": None, "state_dict_bytes": None}
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a JSON number (never from a string or a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def run_accuracy(record: dict[str, Any], choice: str = "final") -> float:
+    """See :meth:`StudyEngine.accuracy`."""
+    final = _number((record.get("stats") or {}).get("test_accuracy"))
+    if choice == "best":
+        curve = (record.get("samples") or {}).get("curve")
+        points = [_number(p.get("test_accuracy")) for p in curve or [] if isinstance(p, dict)]
+        finite = [p for p in points if p is not None]
+        if finite:
+            return max(finite)
+    return final if final is not None else 0.0
 
 
 def _failed_record(spec: RunSpec, error: str) -> dict[str, Any]:

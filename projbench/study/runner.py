@@ -11,7 +11,7 @@ from typing import Any
 from projbench.runs import RunSpec, execute_run
 from projbench.study.engine import StudyEngine
 from projbench.study.spec import StudySpec, resolve
-from projbench.study.store import StudyStore, read_study
+from projbench.study.store import StudyFile, StudyMismatchError, StudyStore, read_study
 
 
 @dataclass
@@ -41,6 +41,51 @@ def _env(pool: Any) -> dict[str, Any]:
     return env
 
 
+class StudyProvenance:
+    """The provenance each of a study's runs must have here (computed in the driver, once
+    per (architecture, dataset, projection, backend)); see :mod:`projbench.provenance`."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self.data_dir = data_dir
+        self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def of(self, identity: dict[str, Any]) -> dict[str, Any]:
+        from projbench.provenance import run_provenance
+
+        key = (identity.get("architecture"), identity.get("dataset"), identity.get("projection"),
+               identity.get("fwht_backend"))
+        if key not in self._cache:
+            self._cache[key] = run_provenance(*key[:3], self.data_dir, key[3])
+        return self._cache[key]
+
+    def check_spec(self, spec: StudySpec) -> None:
+        """Compute every pair's provenance now: missing data or an unknown name fails here,
+        before any folder is made."""
+        for pair in spec.pairs:
+            for label in pair.projections:
+                self.of({"architecture": pair.architecture, "dataset": pair.dataset,
+                         "projection": spec.projection(label).name,
+                         "fwht_backend": pair.run.get("fwht_backend")})
+
+    def differences(self, record: dict[str, Any]) -> list[str]:
+        from projbench.provenance import provenance_differences
+
+        return provenance_differences(record.get("provenance"), self.of(record.get("identity") or {}))
+
+    def refuse_stale(self, previous: StudyFile) -> None:
+        """Refuse to resume a folder whose finished runs were made with other data, another
+        FWHT backend or another plugin behind a name."""
+        for record in previous.runs.values():
+            if record.get("status") not in ("ok", "diverged"):
+                continue
+            diffs = self.differences(record)
+            if diffs:
+                raise StudyMismatchError(
+                    f"{previous.path.parent} holds runs made with other inputs ({'; '.join(diffs[:3])}); "
+                    "use another --out folder, or restore the original data, FWHT backend and plugins"
+                )
+
+
 def run_study(
     spec: StudySpec,
     out: str | os.PathLike[str],
@@ -49,12 +94,28 @@ def run_study(
     data_dir: str | None = None,
     on_record: Callable[[dict[str, Any], RunSpec], None] | None = None,
     run_fn: Callable[..., dict[str, Any]] = execute_run,
+    check_inputs: bool | None = None,
 ) -> StudyOutcome:
-    """Run ``spec`` on ``pool`` into folder ``out``; resumes a folder holding the same study."""
-    store = StudyStore(out, spec.to_dict(), _env(pool))
+    """Run ``spec`` on ``pool`` into folder ``out``; resumes a folder holding the same study.
+
+    Before anything is written, every pair's data is loaded and fingerprinted
+    (:class:`StudyProvenance`); a folder whose finished runs were made with other data, FWHT
+    backend or plugins is refused, and a new run whose worker saw other inputs than the driver
+    is recorded as failed. ``check_inputs`` (default: when ``run_fn`` is the real
+    :func:`execute_run`) turns these checks on.
+    """
+    if check_inputs is None:
+        check_inputs = run_fn is execute_run
+    provenance = StudyProvenance(data_dir) if check_inputs else None
+    if provenance is not None:
+        provenance.check_spec(spec)
+    store = StudyStore(
+        out, spec.to_dict(), _env(pool), validate=provenance.refuse_stale if provenance else None
+    )
     finished = store.finished
     engine = StudyEngine(
-        spec, results=finished, pool=pool, store=store, data_dir=data_dir, on_record=on_record, run_fn=run_fn
+        spec, results=finished, pool=pool, store=store, data_dir=data_dir, on_record=on_record, run_fn=run_fn,
+        provenance=provenance.differences if provenance else None,
     )
     interrupted = True
     try:

@@ -43,7 +43,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SEARCH_KEYS = ("method", "d_min", "d_max", "rtol", "grid", "points_per_round", "threshold", "baseline")
+SEARCH_KEYS = (
+    "method", "d_min", "d_max", "rtol", "grid", "points_per_round", "threshold", "baseline", "accuracy"
+)
+#: which test accuracy of a run a search uses: the last evaluation (Li et al.) or the best of
+#: the learning curve's evaluation points
+ACCURACY_CHOICES = ("final", "best")
 RECIPE_KEYS = (
     "optimizer",
     "lr",
@@ -54,9 +59,23 @@ RECIPE_KEYS = (
     "max_steps",
     "momentum",
     "eval_batch_size",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay_on",
+    "eval_epochs",
 )
 RUN_KEYS = ("train_subset", "test_subset", "device", "dtype", "threads", "per_layer", "fwht_backend")
-AXIS_KEYS = (*RECIPE_KEYS, "burn_in")
+AXIS_KEYS = (*(k for k in RECIPE_KEYS if k != "eval_epochs"), "burn_in")
+#: keys added after study folders had been stored, with the value their runs used: an old
+#: stored spec that lacks one of them equals a new spec that has this value
+LEGACY_SPEC_DEFAULTS: dict[str, Any] = {
+    "recipe.beta1": 0.9,
+    "recipe.beta2": 0.999,
+    "recipe.eps": 1e-8,
+    "recipe.weight_decay_on": "trainable",
+    "search.accuracy": "final",
+}
 TOP_KEYS = (
     "description",
     "notes",
@@ -80,6 +99,7 @@ DEFAULT_SEARCH: dict[str, Any] = {
     "points_per_round": 1,
     "threshold": 0.9,
     "baseline": "local",
+    "accuracy": "final",
 }
 DEFAULT_RUN: dict[str, Any] = {
     "train_subset": None,
@@ -314,6 +334,10 @@ def resolve(
             grid=search["grid"],
             points_per_round=search["points_per_round"],
         )
+        if search["accuracy"] not in ACCURACY_CHOICES:
+            raise InvalidArgumentError(
+                f"accuracy must be one of {', '.join(ACCURACY_CHOICES)}, got {search['accuracy']!r}"
+            )
         if search["baseline"] not in ("local", "global"):
             raise InvalidArgumentError(f"baseline must be local or global, got {search['baseline']!r}")
         if run["dtype"] not in ("float32", "float64"):
@@ -396,6 +420,9 @@ def spec_differences(
             continue
         # a key added by a later projbench with the default None is no difference
         if a.get(key) is None and b.get(key) is None:
+            continue
+        legacy = LEGACY_SPEC_DEFAULTS.get(".".join(key.split(".")[-2:]), "<none>")
+        if (key not in a and b.get(key) == legacy) or (key not in b and a.get(key) == legacy):
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             out.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")

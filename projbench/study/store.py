@@ -9,8 +9,16 @@ later invocation, and ``{"type": "end", "summary"}`` when a study completes.
 
 Opening a folder that already holds a study resumes it: the stored spec must equal the new
 one (else :class:`StudyMismatchError` lists what differs), finished runs (``ok``/``diverged``)
-are reused by run id, ``failed`` ones are run again. A torn last line (a crash mid-write) is
-ignored; any other unreadable line is counted and reported, never silently dropped.
+are reused by run id, ``failed`` ones are run again; of several records of one run id the
+latest wins. A torn last line (a crash mid-write) is ignored; any other unreadable line — not
+JSON, or a run record whose fields have the wrong type (an accuracy that is a string or a
+boolean, stats that are not an object) — is counted and reported, never silently used.
+A file whose header line is empty or torn (a start that died while writing it) holds no study
+yet and is started anew.
+
+One driver at a time: :class:`StudyStore` holds an exclusive lock
+(:class:`projbench.locking.FileLock`) on ``study.jsonl`` until :meth:`StudyStore.close`; a
+second driver gets one line naming the holder.
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from projbench.errors import InvalidArgumentError
+from projbench.locking import FileLock
 from projbench.results import _jsonable as results_jsonable
 from projbench.study.spec import spec_differences
 
@@ -74,6 +84,39 @@ class StudyFile:
         return dict(self.header.get("spec") or {})
 
 
+#: stats fields that must be JSON numbers (or null) in a run record
+NUMERIC_STATS = ("test_accuracy", "test_loss", "train_loss", "run_wall_s", "wall_s", "epochs", "steps", "D")
+
+
+def _valid_run(rec: dict[str, Any]) -> bool:
+    """A run record whose fields have the types the engine relies on."""
+    if not (
+        isinstance(rec.get("run_id"), str)
+        and isinstance(rec.get("identity"), dict)
+        and rec.get("status") in (*FINISHED, "failed")
+    ):
+        return False
+    stats, samples = rec.get("stats", {}), rec.get("samples", {})
+    if not isinstance(stats, dict) or not isinstance(samples, dict):
+        return False
+    for key in NUMERIC_STATS:
+        value = stats.get(key)
+        if value is None or (isinstance(value, dict) and set(value) == {"float"}):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+    curve = samples.get("curve")
+    if curve is not None and not (
+        isinstance(curve, list) and all(isinstance(p, dict) for p in curve)
+    ):
+        return False
+    return rec.get("provenance") is None or isinstance(rec.get("provenance"), dict)
+
+
+class EmptyStudyFileError(InvalidArgumentError):
+    """A study file with no header: a start that died before its first line was complete."""
+
+
 def study_file(folder: str | os.PathLike[str]) -> Path:
     return Path(folder) / FILE_NAME
 
@@ -107,7 +150,7 @@ def read_study(path: str | os.PathLike[str]) -> StudyFile:
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             if i == len(lines) - 1:
                 torn = True
             else:
@@ -119,12 +162,7 @@ def read_study(path: str | os.PathLike[str]) -> StudyFile:
         kind = rec.get("type")
         if kind == "study" and header is None:
             header = rec
-        elif (
-            kind == "run"
-            and isinstance(rec.get("run_id"), str)
-            and isinstance(rec.get("identity"), dict)
-            and rec.get("status") in (*FINISHED, "failed")
-        ):
+        elif kind == "run" and _valid_run(rec):
             records.append(_restore(rec))
         elif kind == "resume":
             resumes += 1
@@ -132,6 +170,8 @@ def read_study(path: str | os.PathLike[str]) -> StudyFile:
             ended = True
         else:
             bad += 1
+    if header is None and not records and not resumes and not ended and bad == 0:
+        raise EmptyStudyFileError(f"{file} holds no study yet (its header was never completed)")
     if header is None or not isinstance(header.get("spec"), dict):
         raise InvalidArgumentError(f"{file} is not a projbench study file (no valid 'study' header line)")
     if header.get("schema") != SCHEMA:
@@ -140,19 +180,25 @@ def read_study(path: str | os.PathLike[str]) -> StudyFile:
             f"schema {SCHEMA}: use the projbench version that wrote it"
         )
     out = StudyFile(file, header, resumes=resumes, ended=ended, torn=torn, bad_lines=bad)
-    for rec in records:  # the latest record of a run wins (a failed run retried later)
-        prev = out.runs.get(rec["run_id"])
-        if prev is None or prev.get("status") == "failed":
-            out.runs[rec["run_id"]] = rec
+    for rec in records:  # the latest record of a run wins (e.g. a failed run retried later)
+        out.runs[rec["run_id"]] = rec
     return out
 
 
 class StudyStore:
     """Opens (creates or resumes) a study folder for appending."""
 
-    def __init__(self, folder: str | os.PathLike[str], spec: dict[str, Any], env: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        spec: dict[str, Any],
+        env: dict[str, Any],
+        validate: Callable[[StudyFile], None] | None = None,
+    ) -> None:
+        """``validate(previous)`` may refuse a resume (raise) before anything is written."""
         self.folder = Path(folder)
         self.file = study_file(self.folder)
+        self._check_inside()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except (OSError, ValueError) as exc:
@@ -161,9 +207,34 @@ class StudyStore:
             ) from None
         self.previous: StudyFile | None = None
         spec = _restore(json.loads(json.dumps(_jsonable(spec))))
+        self._lock = FileLock(self.file, what=f"study folder {self.folder}").acquire()
+        try:
+            self._open(spec, env, validate)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check_inside(self) -> None:
+        """Refuse a ``study.jsonl`` that is a symbolic link leading out of the folder."""
+        if self.file.is_symlink():
+            target = self.file.resolve()
+            if target.parent != self.folder.resolve():
+                raise InvalidArgumentError(
+                    f"{self.file} is a symbolic link to {target}, outside the study folder; "
+                    "remove it or choose another --out"
+                )
+
+    def _open(
+        self, spec: dict[str, Any], env: dict[str, Any], validate: Callable[[StudyFile], None] | None
+    ) -> None:
         try:
             if self.file.exists():
-                self.previous = read_study(self.file)
+                try:
+                    self.previous = read_study(self.file)
+                except EmptyStudyFileError:
+                    self.previous = None
+                    self.file.unlink()
+            if self.previous is not None:
                 diffs = spec_differences(self.previous.spec, spec)
                 if diffs:
                     shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
@@ -171,6 +242,8 @@ class StudyStore:
                         f"{self.folder} holds a different study ({shown}); use another --out folder, or "
                         "rerun with the original settings to resume it"
                     )
+                if validate is not None:
+                    validate(self.previous)
                 self.study_id = str(self.previous.header.get("study_id"))
                 self._fh = self.file.open("a", encoding="utf-8")
                 if not self.file.read_bytes().endswith(b"\n"):
@@ -178,7 +251,7 @@ class StudyStore:
                 self._write({"type": "resume", "time": _now(), "env": env})
             else:
                 self.study_id = uuid.uuid4().hex[:12]
-                self._fh = self.file.open("w", encoding="utf-8")
+                self._fh = self.file.open("a", encoding="utf-8")
                 self._write(
                     {
                         "type": "study",
@@ -210,9 +283,12 @@ class StudyStore:
     def close(self, summary: dict[str, Any] | None = None) -> None:
         if self._fh.closed:
             return
-        if summary is not None:
-            self._write({"type": "end", "time": _now(), "summary": summary})
-        self._fh.close()
+        try:
+            if summary is not None:
+                self._write({"type": "end", "time": _now(), "summary": summary})
+        finally:
+            self._fh.close()
+            self._lock.release()
 
 
 __all__ = [
