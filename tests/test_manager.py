@@ -112,21 +112,59 @@ def test_plugin_whose_hook_raises_warns_and_is_skipped(fresh_manager) -> None:
 
 
 def test_duplicate_projection_name_is_a_conflict_not_an_outage(fresh_manager) -> None:
-    dup = types.ModuleType("dup")
     dense_cls = manager.get_registry("projections").get("dense")
 
-    @projbench.hookimpl
-    def projbench_register_projections(registry):
-        registry.add(dense_cls)
+    def runtime_plugin(module_name: str) -> types.ModuleType:
+        """A third party registering the built-in dense class as "dense" and as "twin"."""
+        module = types.ModuleType(module_name)
 
-    dup.projbench_register_projections = projbench_register_projections  # type: ignore[attr-defined]
-    manager.register_plugin(dup, "dup-plugin")
-    registry = manager.get_registry("projections")
+        @projbench.hookimpl
+        def projbench_register_projections(registry):
+            registry.add(dense_cls)
+            registry.add(dense_cls, name="twin")
+
+        module.projbench_register_projections = projbench_register_projections  # type: ignore[attr-defined]
+        return module
+
+    manager.register_plugin(runtime_plugin("dup"), "dup-plugin")
+    expected_warning = ("projbench plugin 'dup-plugin' registers projection 'dense', a built-in name: "
+                        "'dense' stays the built-in one (plugin 'dense'); use 'dup-plugin:dense'")
+    with pytest.warns(manager.PluginLoadWarning, match=re.escape(expected_warning)):
+        registry = manager.get_registry("projections")
     assert registry.conflicts() == {"dense": ["dup-plugin", "dense"]}  # pluggy order: latest first
-    expected = "projection 'dense' is registered by 2 plugins ('dup-plugin', 'dense')"
-    with pytest.raises(DuplicateNameError, match=re.escape(expected)):
-        registry.get("dense")
-    assert registry.get("dup-plugin:dense") is dense_cls and "fastjl" in registry
+    # the bare name stays the built-in's; the third party's is reachable qualified
+    assert registry.get("dense") is dense_cls and registry.owner("dense") == "dense"
+    assert registry.get("dup-plugin:dense") is dense_cls
+    assert registry.owner("dup-plugin:dense") == "dup-plugin"
+    assert registry.qualified_name("dense") == "dense:dense"
+    assert "dense" in registry.names() and "dup-plugin:dense" in registry.names()
+    assert "dense:dense" not in registry.names() and "fastjl" in registry
+    assert registry.owner("twin") == "dup-plugin"  # a name nobody else has is the third party's
+    (c,) = [c for c in manager.conflicts() if c.kind == "projections"]
+    assert c.chosen == "dense" and c.message == (
+        "projection 'dense': the built-in plugin keeps it: 'dense'; the others as 'dup-plugin:dense'")
+
+    # a second third party: "dense" stays the built-in's, while "twin", which only the two
+    # third parties share, is ambiguous and refused in one line; everything else still works
+    manager.register_plugin(runtime_plugin("dup2"), "dup-other")
+    with pytest.warns(manager.PluginLoadWarning) as record:
+        registry = manager.get_registry("projections")
+    # one warning per third party shadowed by the built-in, none about "twin"
+    assert sorted(str(w.message).split("'")[1] for w in record) == ["dup-other", "dup-plugin"]
+    assert all("registers projection 'dense', a built-in name" in str(w.message) for w in record)
+    assert registry.conflicts() == {"dense": ["dup-other", "dup-plugin", "dense"],
+                                    "twin": ["dup-other", "dup-plugin"]}
+    assert registry.get("dense") is dense_cls and registry.owner("dense") == "dense"
+    expected = ("projection 'twin' is registered by 2 plugins ('dup-other', 'dup-plugin'); choose one "
+                "by its qualified name ('dup-other:twin', 'dup-plugin:twin') or set "
+                "PROJBENCH_PREFER=twin=dup-other")
+    with pytest.raises(DuplicateNameError) as info:
+        registry.get("twin")
+    assert str(info.value) == expected
+    assert "twin" not in registry and registry.owner("dup-plugin:twin") == "dup-plugin"
+    assert registry.owner("dup-other:twin") == "dup-other" and "fastjl" in registry
+    (c,) = [c for c in manager.conflicts() if c.kind == "projections" and c.name == "twin"]
+    assert c.chosen is None and c.message == expected
 
 
 def test_unknown_registry_kind() -> None:
