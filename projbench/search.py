@@ -104,6 +104,26 @@ class Crossing:
         finite = [a for a in self.evaluated.values() if math.isfinite(a)]
         return max(finite) if finite else None
 
+    @property
+    def bracket(self) -> tuple[int | None, int | None]:
+        """(largest evaluated d below the crossing — it failed —, the crossing d); (None, d)
+        when the crossing is the smallest d evaluated; (None, None) when not reached."""
+        if self.d is None:
+            return None, None
+        below = [d for d in self.evaluated if d < self.d]
+        return (max(below) if below else None), self.d
+
+
+def bracket_interval(crossings: Iterable[Crossing]) -> tuple[int | None, int | None]:
+    """The interval of d_int90 over seeds: from the smallest bracket lower end (a seed's
+    crossing itself when nothing below it was evaluated) to the largest crossing; (None, None)
+    when no seed reached the target."""
+    brackets = [c.bracket for c in crossings if c.d is not None]
+    if not brackets:
+        return None, None
+    lows = [lo if lo is not None else hi for lo, hi in brackets]
+    return min(x for x in lows if x is not None), max(hi for _, hi in brackets if hi is not None)
+
 
 def crossing_from(
     evaluated: dict[int, float], passed: dict[int, bool], diverged: Iterable[int], target: float
@@ -308,6 +328,7 @@ __all__ = [
     "KSectionSearch",
     "Search",
     "SpreadStats",
+    "bracket_interval",
     "crossing_from",
     "interpolate_crossing",
     "make_search",

@@ -173,11 +173,34 @@ def print_outcome(
                 stability_summary(srows), STABILITY_SUMMARY_COLUMNS, "where training becomes unstable"
             )
         )
+    from projbench.study.budget import (
+        BUDGET_COLUMNS,
+        NOT_CONVERGED_MARGIN,
+        budget_figure,
+        budget_rows,
+    )
+
+    brows = budget_rows(outcome.engine)
+    if len({r["epochs"] for r in brows}) > 1:
+        method = {r["method"] for r in brows}
+        how = (
+            "exact on the grid"
+            if method == {"grid"}
+            else "from the d values the bisection visited; bracket hi/lo says how finely"
+        )
+        extra.append(simple_table(brows, BUDGET_COLUMNS, f"d_int90 at each evaluated budget ({how})"))
+    if any(r.get("convergence_known") for r in rows):
+        console.print(
+            f"not converged: a run whose test accuracy rose by more than {NOT_CONVERGED_MARGIN:g} over "
+            "the last half of its training"
+        )
     for table in extra:
         console.print(table)
     paths: list[Path] = []
     if figures is not None:
         paths = write_figures(rows, figures)
+        if len({r["epochs"] for r in brows}) > 1:
+            paths += budget_figure(brows, figures)
         if srows:
             png = stability_figure(srows, figures)
             if png is not None:

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projbench.runs import RunSpec, execute_run
-from projbench.search import Crossing, Search, SpreadStats, make_search
+from projbench.search import Crossing, Search, SpreadStats, bracket_interval, make_search
+from projbench.study.budget import convergence_counts
 from projbench.study.spec import StudySpec
 from projbench.training import Recipe
 
@@ -466,6 +467,8 @@ class StudyEngine:
                     for d, a in c.evaluated.items():
                         evaluated.setdefault(d, []).append(a)
                 reached = [c for c in crossings if c.d is not None]
+                lo, hi = bracket_interval(crossings)
+                not_converged, convergence_known = convergence_counts(recs)
                 best = max((c.best_accuracy for c in crossings if c.best_accuracy is not None), default=None)
                 failed = next((c.failed for c in chains if c.failed), None)
                 incomplete = sum(1 for c in chains if not c.done)
@@ -509,6 +512,10 @@ class StudyEngine:
                         "d_int90_std": ds.std,
                         "d_int90_min": ds.minimum,
                         "d_int90_max": ds.maximum,
+                        "d_int90_lo": lo,
+                        "d_int90_hi": hi,
+                        "not_converged": not_converged,
+                        "convergence_known": convergence_known,
                         "per_seed": {c.seed: (c.crossing.d if c.crossing else None) for c in chains},
                         "interpolated_mean": interp.mean,
                         "interpolated_std": interp.std,

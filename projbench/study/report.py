@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from projbench.errors import InvalidArgumentError
+from projbench.figures import save_figure
 
 FORMATS = ("table", "md", "csv", "html")
 CSV_COLUMNS = (
@@ -47,6 +48,8 @@ CSV_COLUMNS = (
     "d_int90_std",
     "d_int90_min",
     "d_int90_max",
+    "d_int90_lo",
+    "d_int90_hi",
     "interpolated_mean",
     "interpolated_std",
     "d_int90_over_D",
@@ -58,6 +61,8 @@ CSV_COLUMNS = (
     "device",
     "device_hours",
     "status",
+    "not_converged",
+    "convergence_known",
     "message",
     "d_direct90",
     "bytes_to_ship",
@@ -116,7 +121,14 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 
 def d_int90_text(row: dict[str, Any]) -> str:
-    """``mean ± std (n=…)`` or why there is none."""
+    """``mean [lo, hi] (n=…)`` or why there is none.
+
+    The interval runs from the lowest failing d just below any seed's crossing to the highest
+    seed's first passing d (:func:`projbench.search.bracket_interval`): it covers both the
+    spread over seeds and the search's resolution, so two seeds that stopped at the same d
+    still show how finely that d was resolved. Rows stored without brackets fall back to
+    ``mean ± std``.
+    """
     if row["d_int90_mean"] is None:
         if row["status"] == "failed":
             return "failed"
@@ -124,9 +136,17 @@ def d_int90_text(row: dict[str, Any]) -> str:
             return "incomplete"
         best = row.get("best_accuracy")
         return "not reached" + (f" (best acc {best:.3f})" if best is not None else "")
-    std = "n/a" if row["d_int90_std"] is None else f"{row['d_int90_std']:,.0f}"
     note = "" if row["reached"] == row["seeds"] else f", {row['seeds'] - row['reached']} not reached"
+    lo, hi = row.get("d_int90_lo"), row.get("d_int90_hi")
+    if lo is not None and hi is not None:
+        return f"{row['d_int90_mean']:,.0f} [{lo:,.0f}, {hi:,.0f}] (n={row['reached']}{note})"
+    std = "n/a" if row["d_int90_std"] is None else f"{row['d_int90_std']:,.0f}"
     return f"{row['d_int90_mean']:,.0f} ± {std} (n={row['reached']}{note})"
+
+
+def _not_converged_text(row: dict[str, Any]) -> str:
+    known = row.get("convergence_known")
+    return f"{row.get('not_converged', 0)}/{known}" if known else "-"
 
 
 def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -140,7 +160,7 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         cols.append(("variant", lambda r: r["variant"]))
     cols += [
         ("projection", lambda r: r["projection"]),
-        ("d_int90 (mean ± std, seeds)", d_int90_text),
+        ("d_int90 (mean [interval], seeds)", d_int90_text),
         ("interpolated", lambda r: _fmt(r["interpolated_mean"])),
         ("d_int90/D", lambda r: "-" if r["d_int90_over_D"] is None else f"{r['d_int90_over_D']:.2e}"),
         ("baseline acc", lambda r: _fmt(r["baseline_accuracy"], 4)),
@@ -156,6 +176,8 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
                 lambda r: "-" if r.get("ours_over_reference") is None else f"{r['ours_over_reference']:.2f}",
             ),
         ]
+    if any(r.get("convergence_known") for r in rows):
+        cols.append(("not converged", _not_converged_text))
     if any(r.get("d_direct90") is not None or r.get("direct_curve") for r in rows):
         cols.append(("d_direct90", lambda r: _fmt(r.get("d_direct90"))))
     if any(r.get("bytes_to_ship") for r in rows):
@@ -440,7 +462,7 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
         path = out / f"accuracy_{_slug(arch)}_{_slug(ds)}{'' if variant == '-' else '_' + _slug(variant)}.png"
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
         paths.append(path)
     # d_int90 across architectures, one chart per dataset
     for ds in sorted({r["dataset"] for r in rows}):
@@ -471,7 +493,7 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
         ax.grid(True, axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=8)
         path = out / f"d_int90_{_slug(ds)}.png"
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
         paths.append(path)
     paths.extend(_axis_figures(rows, out, colours))
     return paths
@@ -516,7 +538,7 @@ def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         path = out / f"d_int90_vs_{_slug(axis)}.png"
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
         paths.append(path)
     return paths
 
@@ -558,7 +580,7 @@ def stability_figure(srows: list[dict[str, Any]], out_dir: str | os.PathLike[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "stability.png"
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     return path
 
 

@@ -1,0 +1,133 @@
+"""Learning curves in a study: the accuracy a search uses (final or best), the not-converged
+flag, d_int90 at every evaluated budget, and the interval of d_int90 from the brackets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from projbench.executors import InlinePool
+from projbench.runs import RunSpec
+from projbench.search import Crossing, bracket_interval
+from projbench.study.budget import budget_rows, converged
+from projbench.study.runner import replay_study, run_study
+from projbench.study.spec import resolve
+
+EPOCHS = (1, 2, 5, 10)
+
+
+def curve(points: dict[float, float]) -> list[dict[str, Any]]:
+    return [{"epoch": e, "step": int(e * 10), "test_accuracy": a, "test_loss": 1 - a}
+            for e, a in sorted(points.items())]
+
+
+class CurveRuns:
+    """Fake runs whose learning curve is a known function of (spec, epoch)."""
+
+    def __init__(self, acc: Any) -> None:
+        self.acc = acc
+
+    def __call__(self, spec: RunSpec, data_dir: str | None) -> dict[str, Any]:
+        points = {e: self.acc(spec, e) for e in EPOCHS}
+        return {
+            "type": "run", "run_id": spec.run_id, "identity": spec.identity, "status": "ok",
+            "stats": {"test_accuracy": points[EPOCHS[-1]], "run_wall_s": 0.01},
+            "samples": {"curve": curve(points)}, "error": None, "worker": {},
+        }
+
+
+def spec(method: str = "grid", accuracy: str = "final", **search: Any) -> Any:
+    s = {"method": method, "accuracy": accuracy, "baseline": "local", **search}
+    if method == "grid":
+        s.setdefault("grid", [10, 20, 50, 100, 200, 500, 1000])
+    return resolve({"seeds": [0, 1], "projections": ["p"], "search": s,
+                    "recipe": {"epochs": 10, "eval_epochs": list(EPOCHS)},
+                    "pairs": [{"architecture": "toy", "dataset": "toyset"}]}, "toy")
+
+
+def threshold_d(epoch: float) -> int:
+    """The smallest d that reaches the target after ``epoch`` epochs: falls with the budget."""
+    return {1: 1000, 2: 500, 5: 100, 10: 50}[int(epoch)]
+
+
+def grid_acc(s: RunSpec, epoch: float) -> float:
+    if s.projection is None:
+        return 1.0
+    return 0.95 if s.d >= threshold_d(epoch) else 0.5
+
+
+def test_budget_table_is_exact_on_a_grid(tmp_path: Path) -> None:
+    out = run_study(spec(), tmp_path / "g", pool=InlinePool(), run_fn=CurveRuns(grid_acc))
+    rows = {r["epochs"]: r for r in budget_rows(out.engine)}
+    assert sorted(rows) == list(EPOCHS)
+    for e in EPOCHS:
+        assert rows[e]["d_int90_mean"] == threshold_d(e) and rows[e]["reached"] == 2
+    assert out.rows[0]["d_int90_mean"] == 50  # the final budget is the table's value
+    replayed, _ = replay_study(tmp_path / "g")
+    assert {r["epochs"]: r["d_int90_mean"] for r in budget_rows(replayed.engine)} == {
+        e: threshold_d(e) for e in EPOCHS
+    }
+
+
+def peak_acc(s: RunSpec, epoch: float) -> float:
+    """Subspace runs peak at epoch 5 and then decay: `best` sees the peak, `final` does not."""
+    if s.projection is None:
+        return 1.0
+    if s.d >= 500:
+        return 0.95
+    return {1: 0.5, 2: 0.6, 5: 0.93 if s.d >= 100 else 0.6, 10: 0.6}[int(epoch)]
+
+
+@pytest.mark.parametrize(("choice", "expected"), [("final", 500), ("best", 100)])
+def test_final_and_best_accuracy_give_the_expected_d_int90(
+    tmp_path: Path, choice: str, expected: int
+) -> None:
+    out = run_study(spec(accuracy=choice), tmp_path / choice, pool=InlinePool(), run_fn=CurveRuns(peak_acc))
+    assert out.rows[0]["d_int90_mean"] == expected
+
+
+def test_accuracy_choice_is_validated() -> None:
+    from projbench.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="accuracy must be one of final, best"):
+        spec(accuracy="mean")
+
+
+def record(points: dict[float, float]) -> dict[str, Any]:
+    return {"samples": {"curve": curve(points)}}
+
+
+def test_not_converged_fires_on_a_rising_curve_only() -> None:
+    assert converged(record({1: 0.5, 2: 0.7, 5: 0.8, 10: 0.9})) is False
+    assert converged(record({1: 0.5, 2: 0.7, 5: 0.898, 10: 0.9})) is True
+    assert converged(record({1: 0.9, 2: 0.9, 5: 0.9, 10: 0.9})) is True
+    assert converged(record({1: 0.9, 2: 0.95, 5: 0.9, 10: 0.8})) is True  # falling: not rising
+    assert converged(record({10: 0.9})) is None and converged({}) is None
+
+
+def test_table_counts_runs_that_had_not_converged(tmp_path: Path) -> None:
+    out = run_study(spec(), tmp_path / "n", pool=InlinePool(), run_fn=CurveRuns(grid_acc))
+    row = out.rows[0]
+    # subspace runs with 50 <= d < 100 rise from 0.5 (epoch 5) to 0.95 (epoch 10)
+    assert row["convergence_known"] == row["runs"]
+    assert row["not_converged"] == 2
+
+
+def test_interval_from_brackets_replaces_a_zero_std() -> None:
+    a = Crossing(348, 340.0, {200: 0.5, 300: 0.6, 348: 0.95})
+    b = Crossing(348, 330.0, {200: 0.5, 330: 0.8, 348: 0.95, 400: 0.96})
+    assert a.bracket == (300, 348) and b.bracket == (330, 348)
+    assert bracket_interval([a, b]) == (300, 348)
+    assert bracket_interval([Crossing(None, None, {10: 0.1})]) == (None, None)
+    assert bracket_interval([Crossing(10, 10.0, {10: 0.99})]) == (10, 10)
+
+
+def test_bisection_budget_rows_report_their_bracket(tmp_path: Path) -> None:
+    out = run_study(spec("bisect", d_min=10, d_max=2000, rtol=0.1), tmp_path / "b", pool=InlinePool(),
+                    run_fn=CurveRuns(grid_acc))
+    rows = {r["epochs"]: r for r in budget_rows(out.engine)}
+    assert 50 <= rows[10]["d_int90_mean"] <= 55 and rows[10]["bracket_ratio_max"] <= 1.1
+    assert rows[1]["d_int90_mean"] >= 1000  # a passing visited d at or above the true crossing
+    assert out.rows[0]["d_int90_lo"] < 50 <= out.rows[0]["d_int90_hi"]
