@@ -34,6 +34,12 @@ Finally, on the device type and dtype the file was made with, the SHA-256 of θ 
 compared too: equal means the outputs are bit-identical to the exporter's; if not (a
 non-deterministic kernel), a warning says the outputs agree only to rounding.
 
+A file is untrusted data: before anything is allocated, :func:`load_subspace` checks that it is a
+regular file under a size cap (stat first, so a FIFO or ``/dev/zero`` never blocks), bounds the
+header's size and nesting, every field's type and range (d ≤ D ≤ a parameter cap, shapes,
+offsets, dtype, device type), counts the model's parameters on the meta device, refuses
+non-finite θ_d and lets a file's ``max_bytes`` only narrow the projection's memory budget.
+
 **θ₀ that is not a fresh initialisation** (e.g. after burn-in training): ``export`` checks that
 ``make_model(architecture, dataset, seed=model_seed, **options)`` gives exactly θ₀ and refuses
 otherwise, unless either ``include_theta0=True`` (θ₀ is stored: D more numbers) or a
@@ -47,6 +53,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
+import stat
 import struct
 import sys
 import warnings
@@ -59,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from projbench.errors import InvalidArgumentError, ProjbenchError
+from projbench.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from projbench.subspace import SubspaceModel
@@ -77,8 +86,9 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 
-class SubspaceFileError(ProjbenchError, ValueError):
-    """A file is not a readable projbench subspace export (wrong format, truncated, damaged)."""
+class SubspaceFileError(InvalidArgumentError):
+    """A file is not a readable projbench subspace export (wrong format, truncated, damaged, or
+    over one of :func:`load_subspace`'s limits)."""
 
 
 class IncompatibleSubspaceFileError(SubspaceFileError):
@@ -301,10 +311,78 @@ def export_subspace(
 
 
 # ----------------------------------------------------------------------------------------------
-# load
+# load: every field is checked, and every size bounded, before anything is allocated
+
+#: largest file :func:`load_subspace` reads (checked with ``os.stat`` before opening)
+MAX_FILE_BYTES = 2 * 1024**3
+#: largest JSON header (a real one is a few kB)
+MAX_HEADER_BYTES = 1024**2
+#: deepest nesting of lists/objects in the header (a real one has 4)
+MAX_HEADER_DEPTH = 8
+#: most trainable parameters D of a model rebuilt from a file (counted on the meta device first)
+MAX_PARAMETERS = 2**28
+#: a numeric architecture option from a file may be at most this many times its default
+MAX_OPTION_FACTOR = 1024
+#: most dimensions of a stored tensor
+MAX_TENSOR_DIMS = 8
+#: longest name, version or other string field of the header
+MAX_TEXT_CHARS = 200
+
+#: the model dtypes the format stores (SubspaceModel needs a floating dtype)
+_MODEL_DTYPES = ("float64", "float32", "float16", "bfloat16")
+#: the device types a file may name (those projbench runs on)
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+#: projection options that are memory budgets: a file may lower them, never raise them
+_BUDGET_OPTIONS = ("max_bytes",)
+_THETA0_MODES = ("seed", "stored", "recipe")
+#: the inclusive range torch's generators accept as a seed
+_SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 1
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS_ONLY = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _short(value: object) -> str:
+    """``repr(value)`` cut to 60 characters: a file's values quoted in one-line messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _read_regular_file(path: Path, where: str, limit: int) -> bytes:
+    """The bytes of ``path``, checked to be a regular file of at most ``limit`` bytes with
+    ``os.stat`` before opening (a FIFO would block ``open``, ``/dev/zero`` never ends), then
+    opened non-blocking and checked again with ``fstat`` in case the path was swapped."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
+                    data = f.read(limit + 1)
+                    if len(data) <= limit:
+                        return data
+    except OSError as err:
+        raise SubspaceFileError(f"cannot read {where}: {err.strerror or err}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SubspaceFileError(f"cannot read {where}: not a regular file (a folder, FIFO or device)")
+    raise SubspaceFileError(
+        f"{where} has {st.st_size:,} bytes, over the limit of {limit:,}: if you trust the file, "
+        "pass load_subspace(..., max_file_bytes=N)"
+    )
+
+
+def _nesting_depth(text: bytes) -> int:
+    """Deepest nesting of JSON arrays/objects in ``text`` (brackets inside strings ignored)."""
+    depth = deepest = 0
+    for c in _JSON_STRING.sub(b"", text).translate(None, _BRACKETS_ONLY):
+        depth += 1 if c in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _parse(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:
+    """Magic, CRC-32, header length (≤ :data:`MAX_HEADER_BYTES`), nesting (≤
+    :data:`MAX_HEADER_DEPTH`) and JSON with finite numbers only; returns (header, tensor bytes)."""
     if sys.byteorder != "little":  # pragma: no cover - no big-endian torch build to test on
         raise SubspaceFileError("subspace files are little-endian; this machine is big-endian")
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
@@ -312,22 +390,40 @@ def _parse(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:
     if len(data) < len(MAGIC) + 8:
         raise SubspaceFileError(f"{where} is truncated ({len(data)} bytes)")
     (crc,) = _U32.unpack_from(data, len(data) - 4)
-    if zlib.crc32(data[:-4]) != crc:
+    if zlib.crc32(memoryview(data)[:-4]) != crc:
         raise SubspaceFileError(f"{where} is truncated or damaged (CRC-32 mismatch)")
     (hlen,) = _U32.unpack_from(data, len(MAGIC))
     start = len(MAGIC) + 4
     if start + hlen > len(data) - 4:
         raise SubspaceFileError(f"{where} is truncated (header runs past the end)")
+    if hlen > MAX_HEADER_BYTES:
+        raise SubspaceFileError(f"{where} has a {hlen:,}-byte header, over the limit of {MAX_HEADER_BYTES:,}")
+    raw = data[start : start + hlen]
+    if _nesting_depth(raw) > MAX_HEADER_DEPTH:
+        raise SubspaceFileError(f"{where} has a header nested deeper than {MAX_HEADER_DEPTH} levels")
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise SubspaceFileError(f"{where} has a non-finite number ({text[:20]}) in its header")
+        return value
+
+    def no_constant(text: str) -> float:
+        raise SubspaceFileError(f"{where} has a non-finite number ({text}) in its header")
+
     try:
-        header = json.loads(data[start : start + hlen].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        header = json.loads(raw.decode("utf-8"), parse_float=finite, parse_constant=no_constant)
+    except SubspaceFileError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SubspaceFileError(f"{where} has an unreadable header") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SubspaceFileError(f"{where} is not a projbench subspace export (header format)")
     if header.get("format_version") != FORMAT_VERSION:
         raise IncompatibleSubspaceFileError(
-            f"{where} uses subspace format version {header.get('format_version')!r}; this projbench "
-            f"reads version {FORMAT_VERSION} (made with projbench {header.get('projbench')!r})"
+            f"{where} uses subspace format version {_short(header.get('format_version'))}; this "
+            f"projbench reads version {FORMAT_VERSION} "
+            f"(made with projbench {_short(header.get('projbench'))})"
         )
     return header, memoryview(data)[start + hlen : len(data) - 4]
 
@@ -339,24 +435,161 @@ def _field(header: dict[str, Any], key: str, kind: type | tuple[type, ...], wher
     return value
 
 
-def _read_tensors(header: dict[str, Any], body: memoryview, where: str) -> dict[str, torch.Tensor]:
-    table = _field(header, "tensors", list, where)
-    out: dict[str, torch.Tensor] = {}
-    for entry in table:
+def _text(header: dict[str, Any], key: str, where: str) -> str:
+    """A string field of at most :data:`MAX_TEXT_CHARS` printable characters."""
+    value = _field(header, key, str, where)
+    if not value or len(value) > MAX_TEXT_CHARS or not value.isprintable():
+        raise SubspaceFileError(f"{where}: header field {key!r} is not a short printable string")
+    return value
+
+
+def _scalars(header: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An options dict of the header: short string keys, JSON scalar values (the finite ones
+    :func:`_json_scalar_dict` lets an export write)."""
+    value = _field(header, key, dict, where)
+    for k, v in value.items():
+        short_text = isinstance(v, str) and len(v) <= MAX_TEXT_CHARS
+        if len(k) > MAX_TEXT_CHARS or not (v is None or isinstance(v, bool | int | float) or short_text):
+            raise SubspaceFileError(f"{where}: header field {key!r} has a malformed entry {_short(k)}")
+    return value
+
+
+def _bounded_int(header: dict[str, Any], key: str, where: str, low: int, high: int, why: str) -> int:
+    """Integer field ``key`` in [low, high]; else one line ending with ``why``."""
+    value = _field(header, key, int, where)
+    if not low <= value <= high:
+        raise SubspaceFileError(
+            f"{where}: header field {key!r}={_short(value)} is not in [{low:,}, {high:,}] ({why})"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class _TensorEntry:
+    """One checked row of the tensor table: it fits the file and its bytes match its shape."""
+
+    name: str
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+
+
+def _tensor_table(header: dict[str, Any], nbody: int, where: str) -> dict[str, _TensorEntry]:
+    """The tensor table, each entry checked against the file before anything is read: a known
+    dtype, at most :data:`MAX_TENSOR_DIMS` dimensions, each in [0, bytes of the file], nbytes =
+    numel × itemsize, the range inside the file, names unique."""
+    out: dict[str, _TensorEntry] = {}
+    for entry in _field(header, "tensors", list, where):
         try:
-            name, dtype = str(entry["name"]), _DTYPES[entry["dtype"]]
-            shape = [int(s) for s in entry["shape"]]
-            offset, nbytes = int(entry["offset"]), int(entry["nbytes"])
-        except (KeyError, TypeError, ValueError):
-            raise SubspaceFileError(f"{where}: malformed tensor table") from None
+            name, dtype_name, shape = entry["name"], entry["dtype"], entry["shape"]
+            offset, nbytes = entry["offset"], entry["nbytes"]
+            ok = (isinstance(name, str) and 0 < len(name) <= MAX_TEXT_CHARS and name.isprintable()
+                  and isinstance(dtype_name, str) and dtype_name in _DTYPES and isinstance(shape, list)
+                  and all(type(v) is int for v in (*shape, offset, nbytes)))
+        except (KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise SubspaceFileError(f"{where}: malformed tensor table")
+        if len(shape) > MAX_TENSOR_DIMS or not all(0 <= s <= max(nbody, 1) for s in shape):
+            raise SubspaceFileError(
+                f"{where}: tensor {name!r} has shape {_short(shape)}: at most {MAX_TENSOR_DIMS} dimensions, "
+                "each between 0 and the size of the file"
+            )
+        dtype = _DTYPES[dtype_name]
         itemsize = torch.empty(0, dtype=dtype).element_size()
-        if offset < 0 or nbytes != math.prod(shape) * itemsize or offset + nbytes > len(body):
+        if offset < 0 or nbytes != math.prod(shape) * itemsize or offset + nbytes > nbody:
             raise SubspaceFileError(f"{where}: tensor {name!r} does not fit the file")
-        raw = torch.frombuffer(bytearray(body[offset : offset + nbytes]), dtype=torch.uint8)
-        out[name] = raw.view(torch.uint8 if dtype == torch.bool else dtype).reshape(shape).clone()
-        if dtype == torch.bool:
-            out[name] = out[name].to(torch.bool)
+        if name in out:
+            raise SubspaceFileError(f"{where}: tensor {name!r} is stored twice")
+        out[name] = _TensorEntry(name, dtype, tuple(shape), offset, nbytes)
     return out
+
+
+def _read_tensor(entry: _TensorEntry, body: memoryview) -> torch.Tensor:
+    """The tensor of a checked table entry (one copy of its bytes)."""
+    raw = bytearray(body[entry.offset : entry.offset + entry.nbytes])
+    flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+    if entry.dtype == torch.bool:
+        return flat.reshape(entry.shape).to(torch.bool)
+    return flat.view(entry.dtype).reshape(entry.shape)
+
+
+def _checked_flat(entries: dict[str, _TensorEntry], body: memoryview, name: str, n: int,
+                  dtype_name: str, where: str) -> torch.Tensor | None:
+    """Stored vector ``name`` (θ_d or θ₀) if present: shape (n,), the model's dtype, all finite."""
+    entry = entries.get(name)
+    if entry is None:
+        return None
+    if entry.shape != (n,) or entry.dtype != _DTYPES[dtype_name]:
+        raise SubspaceFileError(
+            f"{where}: {name} has shape {list(entry.shape)} and dtype {entry.dtype}, the header "
+            f"says ({n},) {dtype_name}"
+        )
+    t = _read_tensor(entry, body)
+    if not bool(torch.isfinite(t).all()):
+        raise SubspaceFileError(f"{where}: {name} holds NaN or infinite values")
+    return t
+
+
+def _checked_architecture(arch: str, dataset: str, options: dict[str, Any], where: str,
+                          max_parameters: int) -> int:
+    """D of the model, before building it: the options exist and numeric ones stay within
+    :data:`MAX_OPTION_FACTOR` times their default; the model, counted on the meta device, has
+    at most ``max_parameters`` parameters."""
+    from projbench.architectures import count_parameters_for, resolve_options
+    from projbench.manager import get_registry
+
+    spec = get_registry("architectures").get(arch)
+    for key, value in resolve_options(spec, options).items():
+        default = spec.options.get(key)
+        numeric = [v for v in (value, default) if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numeric) == 2 and not abs(value) <= MAX_OPTION_FACTOR * max(1.0, abs(default)):
+            raise SubspaceFileError(
+                f"{where}: architecture option {key}={_short(value)} is over {MAX_OPTION_FACTOR}× its "
+                f"default ({default!r}); refused before building the model"
+            )
+    n = count_parameters_for(arch, dataset, **options)
+    if n > max_parameters:
+        raise SubspaceFileError(
+            f"{where}: {arch} on {dataset} with {_short(options)} has {n:,} parameters, over the limit "
+            f"of {max_parameters:,}: if you trust the file, pass load_subspace(..., max_parameters=N)"
+        )
+    return n
+
+
+def _checked_projection_options(projection: str, options: dict[str, Any], where: str,
+                                max_bytes: int | None) -> dict[str, Any]:
+    """The file's projection options: each one the projection accepts (not ``seed``, ``device``
+    or ``d``, which the header sets), and a budget (``max_bytes``) at most the caller's
+    ``max_bytes`` or, without one, the projection's default: a file may narrow a memory budget,
+    never widen it."""
+    from projbench.manager import get_registry
+
+    cls = get_registry("projections").get(projection)
+    unknown = sorted(set(options) - set(cls.option_names()))
+    if unknown:
+        raise SubspaceFileError(
+            f"{where}: projection {projection!r} has no option {_short(unknown[0])} (it accepts "
+            f"{', '.join(cls.option_names()) or 'none'})"
+        )
+    defaults = cls.option_defaults()
+    for key in _BUDGET_OPTIONS:
+        if key not in options:
+            continue
+        value, limit = options[key], max_bytes if max_bytes is not None else defaults.get(key)
+        if type(value) is not int or value < 1 or type(limit) is not int or value > limit:
+            raise SubspaceFileError(
+                f"{where}: projection option {key}={_short(value)} would raise the memory budget "
+                f"(limit {limit!r}); a file cannot: if you trust it, pass load_subspace(..., max_bytes=N)"
+            )
+    return options
+
+
+def _check_limit(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _versions_line(header: dict[str, Any]) -> str:
@@ -373,80 +606,134 @@ def _same_versions(header: dict[str, Any]) -> bool:
     return header.get("projbench") == __version__ and header.get("torch") == torch.__version__
 
 
-def load_subspace(path: str | Path, *, device: torch.device | str | None = None) -> SubspaceModel:
+def _load_device(device: torch.device | str | None, made_on: str, where: str) -> torch.device:
+    from projbench.projection import check_device
+
+    if device is None and made_on == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(
+            f"{where} was made on {made_on} and CUDA is not available here: pass device='cpu' "
+            "(outputs then agree to rounding, not bit for bit)"
+        )
+    return check_device(device if device is not None else made_on)
+
+
+def load_subspace(
+    path: str | Path,
+    *,
+    device: torch.device | str | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_parameters: int = MAX_PARAMETERS,
+    max_bytes: int | None = None,
+) -> SubspaceModel:
     """Rebuild the :class:`~projbench.subspace.SubspaceModel` exported to ``path``.
 
     ``device`` defaults to the device type the file was made on. The model comes back in eval
     mode, with its :class:`ModelOrigin` set (so it can be exported again). Outputs are
     bit-identical to the exporter's on the same device type and dtype with the same torch
-    version; on another device they agree to rounding. Every failure is one line: a
-    :class:`SubspaceFileError` (not an export, truncated, damaged), an
-    :class:`IncompatibleSubspaceFileError` (another version or device would not rebuild the same
-    θ₀ or P), or the usual errors for an architecture, dataset or projection that is not
-    installed here.
+    version; on another device they agree to rounding.
+
+    A file is data from elsewhere, so before anything is allocated it is checked that: the path
+    is a regular file of at most ``max_file_bytes`` (stat first: a FIFO or ``/dev/zero`` is
+    refused, never opened blocking); the header is at most :data:`MAX_HEADER_BYTES`, nested at
+    most :data:`MAX_HEADER_DEPTH` deep, with finite numbers; dtype is a floating one the format
+    stores and device_type one of cpu/cuda/mps; 1 ≤ d ≤ D ≤ ``max_parameters``; every tensor's
+    shape is non-negative, bounded by the file and matches its bytes; θ_d (and a stored θ₀) is
+    finite; numeric architecture options are within :data:`MAX_OPTION_FACTOR` times their
+    default and the model, counted on the meta device, has the file's D; a ``max_bytes``
+    projection option only narrows the budget (at most ``max_bytes`` if given, else the
+    projection's default). Every failure is one line: a :class:`SubspaceFileError` (not an
+    export, truncated, damaged, or over a limit), an :class:`IncompatibleSubspaceFileError`
+    (another version or device would not rebuild the same θ₀ or P) — both
+    :class:`InvalidArgumentError` — or the usual errors for an architecture, dataset or
+    projection that is not installed here.
     """
     from projbench.subspace import SubspaceModel
 
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise SubspaceFileError(f"cannot read {where}: {err.strerror or err}") from None
-    header, body = _parse(data, where)
-    tensors = _read_tensors(header, body, where)
-    dtype_name = _field(header, "dtype", str, where)
-    if dtype_name not in _DTYPES:
-        raise SubspaceFileError(f"{where}: unknown dtype {dtype_name!r}")
-    dtype = _DTYPES[dtype_name]
-    made_on = _field(header, "device_type", str, where)
-    dev = torch.device(device if device is not None else made_on)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(
-            f"{where} was made on {made_on} and CUDA is not available here: pass device='cpu' "
-            "(outputs then agree to rounding, not bit for bit)"
+    max_file_bytes = _check_limit("max_file_bytes", max_file_bytes)
+    max_parameters = _check_limit("max_parameters", max_parameters)
+    if max_bytes is not None:
+        max_bytes = _check_limit("max_bytes", max_bytes)
+    header, body = _parse(_read_regular_file(Path(path), where, max_file_bytes), where)
+
+    # -- the header, field by field ----------------------------------------------------------
+    for key in ("projbench", "torch"):
+        _text(header, key, where)
+    dtype_name = _text(header, "dtype", where)
+    if dtype_name not in _MODEL_DTYPES:
+        raise SubspaceFileError(
+            f"{where}: unknown dtype {dtype_name!r} (a file stores one of {', '.join(_MODEL_DTYPES)})"
         )
+    dtype = _DTYPES[dtype_name]
+    made_on = _text(header, "device_type", where)
+    if made_on not in _DEVICE_TYPES:
+        raise SubspaceFileError(
+            f"{where}: unknown device_type {made_on!r} (one of {', '.join(_DEVICE_TYPES)})"
+        )
+    D = _bounded_int(header, "D", where, 1, max_parameters,
+                     "if you trust the file, pass load_subspace(..., max_parameters=N)")
+    d = _bounded_int(header, "d", where, 1, D, "d cannot exceed D")
+    mode = _text(header, "theta0", where)
+    if mode not in _THETA0_MODES:
+        raise SubspaceFileError(f"{where}: unknown θ₀ mode {mode!r}")
+    recipe = header.get("theta0_recipe")
+    if recipe is not None:
+        recipe = _scalars(header, "theta0_recipe", where)
+    sums = _field(header, "sha256", dict, where)
+    if not all(isinstance(sums.get(k), str) for k in ("theta0", "projection", "theta")):
+        raise SubspaceFileError(f"{where}: header field 'sha256' is missing or malformed")
     origin = ModelOrigin(
-        _field(header, "architecture", str, where),
-        _field(header, "dataset", str, where),
-        _field(header, "model_seed", int, where),
-        _field(header, "architecture_options", dict, where),
-        header.get("theta0_recipe"),
+        _text(header, "architecture", where),
+        _text(header, "dataset", where),
+        _bounded_int(header, "model_seed", where, _SEED_MIN, _SEED_MAX, "a torch seed"),
+        _scalars(header, "architecture_options", where),
+        recipe,
     )
-    model = origin.build().to(device=dev, dtype=dtype)
-    mode = _field(header, "theta0", str, where)
-    if mode == "stored":
-        if "theta0" not in tensors:
-            raise SubspaceFileError(f"{where}: header says θ₀ is stored but it is not")
-        flat = tensors["theta0"].to(dev)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        if flat.numel() != sum(p.numel() for p in trainable):
-            raise SubspaceFileError(f"{where}: stored θ₀ has {flat.numel()} values, the model needs more")
-        with torch.no_grad():
-            for p, piece in zip(trainable, torch.split(flat, [p.numel() for p in trainable]), strict=True):
-                p.copy_(piece.view_as(p))
-    elif mode == "recipe":
-        recipe = origin.theta0_recipe
-        kind = recipe.get("kind") if isinstance(recipe, dict) else None
+    projection = _text(header, "projection", where)
+    seed = _bounded_int(header, "seed", where, _SEED_MIN, _SEED_MAX, "a torch seed")
+    per_layer = _field(header, "per_layer", bool, where)
+    options = _scalars(header, "projection_options", where)
+    entries = _tensor_table(header, len(body), where)
+
+    # -- the stored vectors, then what the names would build (nothing real allocated yet) ---
+    theta_d = _checked_flat(entries, body, "theta_d", d, dtype_name, where)
+    if theta_d is None:
+        raise SubspaceFileError(f"{where}: θ_d is missing")
+    theta0 = _checked_flat(entries, body, "theta0", D, dtype_name, where) if mode == "stored" else None
+    if mode == "stored" and theta0 is None:
+        raise SubspaceFileError(f"{where}: header says θ₀ is stored but it is not")
+    if mode == "recipe":
+        kind = recipe.get("kind") if recipe is not None else None
         if not isinstance(kind, str) or kind not in _THETA0_RECIPES:
             raise InvalidArgumentError(
-                f"{where}: θ₀ comes from recipe {kind!r}, which nothing registered here (import the "
-                "module that calls projbench.export.register_theta0_recipe for it)"
+                f"{where}: θ₀ comes from recipe {_short(kind)}, which nothing registered here (import "
+                "the module that calls projbench.export.register_theta0_recipe for it)"
             )
-        _THETA0_RECIPES[kind](model, dict(recipe))  # type: ignore[arg-type]
-    elif mode != "seed":
-        raise SubspaceFileError(f"{where}: unknown θ₀ mode {mode!r}")
-
-    options = _field(header, "projection_options", dict, where)
-    sm = SubspaceModel(
-        model, _field(header, "projection", str, where), d=_field(header, "d", int, where),
-        seed=_field(header, "seed", int, where), per_layer=_field(header, "per_layer", bool, where),
-        **options,
-    )
-    if sm.D != _field(header, "D", int, where):
+    dev = _load_device(device, made_on, where)
+    n = _checked_architecture(origin.architecture, origin.dataset, dict(origin.options), where,
+                              max_parameters)
+    if n != D:
         raise IncompatibleSubspaceFileError(
-            f"{where}: the rebuilt model has D={sm.D}, the file D={header['D']}; {_versions_line(header)}"
+            f"{where}: the rebuilt model has D={n}, the file D={D}; {_versions_line(header)}"
         )
-    sums = _field(header, "sha256", dict, where)
+    options = _checked_projection_options(projection, options, where, max_bytes)
+
+    # -- build -----------------------------------------------------------------------------
+    model = origin.build().to(device=dev, dtype=dtype)
+    if theta0 is not None:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        with torch.no_grad():
+            for p, piece in zip(trainable, torch.split(theta0, [p.numel() for p in trainable]), strict=True):
+                p.copy_(piece.view_as(p))
+    elif mode == "recipe":
+        assert recipe is not None
+        _THETA0_RECIPES[recipe["kind"]](model, dict(recipe))
+
+    sm = SubspaceModel(model, projection, d=d, seed=seed, per_layer=per_layer, **options)
+    if sm.D != D:
+        raise IncompatibleSubspaceFileError(
+            f"{where}: the rebuilt model has D={sm.D}, the file D={D}; {_versions_line(header)}"
+        )
     for what, got in (("θ₀", tensor_sha256(sm.theta0)), ("P", projection_sha256(sm.projections))):
         want = sums.get("theta0" if what == "θ₀" else "projection")
         if got == want:
@@ -468,23 +755,21 @@ def load_subspace(path: str | Path, *, device: torch.device | str | None = None)
         warnings.warn(f"{where}: {_versions_line(header)}; θ₀ and P rebuild bit for bit",
                       stacklevel=2)
 
-    theta_d = tensors.get("theta_d")
-    if theta_d is None or theta_d.shape != sm.theta_d.shape or theta_d.dtype != dtype:
-        raise SubspaceFileError(f"{where}: θ_d is missing or does not match d={sm.d}, {dtype_name}")
-    extra = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    extra = {k.removeprefix("model."): v for k, v in entries.items() if k.startswith("model.")}
     expected = _extra_tensors(sm)
     if set(extra) != set(expected):
         raise IncompatibleSubspaceFileError(
-            f"{where}: the model's buffers differ from the file's ({sorted(set(extra) ^ set(expected))}); "
-            f"{_versions_line(header)}"
+            f"{where}: the model's buffers differ from the file's "
+            f"({_short(sorted(set(extra) ^ set(expected)))}); {_versions_line(header)}"
         )
+    for name, entry in extra.items():
+        target = expected[name]
+        if tuple(target.shape) != entry.shape or target.dtype != entry.dtype:
+            raise SubspaceFileError(f"{where}: buffer {name!r} has the wrong shape or dtype")
     with torch.no_grad():
         sm.theta_d.copy_(theta_d.to(dev))
-        for name, value in extra.items():
-            target = expected[name]
-            if target.shape != value.shape or target.dtype != value.dtype:
-                raise SubspaceFileError(f"{where}: buffer {name!r} has the wrong shape or dtype")
-            target.copy_(value.to(dev))
+        for name, entry in extra.items():
+            expected[name].copy_(_read_tensor(entry, body).to(dev))
         theta = sm.flat_parameters()
     if dev.type == made_on and tensor_sha256(theta) != sums.get("theta"):
         warnings.warn(
