@@ -20,9 +20,14 @@ import torch
 
 from projbench.allocator import allocator_info, tune_cpu_allocator
 
-# The benchmarks are the project's own processes: they run under the same malloc policy as the
-# ``projbench`` commands (``$PROJBENCH_CPU_ALLOCATOR``, default "retain"; projbench.allocator).
-tune_cpu_allocator()
+
+
+def apply_process_settings() -> None:
+    """Process-wide settings of a benchmark run as a program (``python -m benchmarks.X``):
+    the same malloc policy as the ``projbench`` commands (``$PROJBENCH_CPU_ALLOCATOR``, default
+    "retain"; :mod:`projbench.allocator`). Called from each benchmark's ``__main__`` block
+    only, so importing a benchmark (the tests do) leaves the importing process as it was."""
+    tune_cpu_allocator()
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 

@@ -156,4 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from benchmarks import apply_process_settings
+
+    apply_process_settings()
     sys.exit(main())

@@ -183,4 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from benchmarks import apply_process_settings
+
+    apply_process_settings()
     main()

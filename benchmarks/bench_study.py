@@ -125,4 +125,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from benchmarks import apply_process_settings
+
+    apply_process_settings()
     main()

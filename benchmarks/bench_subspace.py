@@ -282,4 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from benchmarks import apply_process_settings
+
+    apply_process_settings()
     main()

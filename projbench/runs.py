@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from projbench.allocator import tune_cpu_allocator
+from projbench.allocator import allocator_info
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.provenance import run_provenance
 from projbench.training import Recipe
@@ -264,7 +264,7 @@ def execute_run(
     worker: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
     record = RunRecord(spec.run_id, spec.identity, "failed", worker=worker)
     try:
-        worker["cpu_allocator"] = tune_cpu_allocator()["policy"]  # this worker process's malloc
+        worker["cpu_allocator"] = allocator_info()["policy"]  # set by the process's entry point
         record.provenance = run_provenance(
             spec.architecture, spec.dataset, spec.projection, data_dir, spec.fwht_backend
         )
