@@ -131,3 +131,25 @@ def test_bisection_budget_rows_report_their_bracket(tmp_path: Path) -> None:
     assert 50 <= rows[10]["d_int90_mean"] <= 55 and rows[10]["bracket_ratio_max"] <= 1.1
     assert rows[1]["d_int90_mean"] >= 1000  # a passing visited d at or above the true crossing
     assert out.rows[0]["d_int90_lo"] < 50 <= out.rows[0]["d_int90_hi"]
+
+
+def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path) -> None:
+    from projbench.study.report import _bound, write_figures
+
+    def acc(s: RunSpec, epoch: float) -> float:
+        if s.projection is None:
+            return 1.0
+        if s.recipe.lr > 0.002:  # this variant never reaches the target on the grid
+            return 0.5
+        return 0.95 if s.d >= 100 else 0.5
+
+    data = {"seeds": [0, 1], "projections": ["p"], "axes": {"lr": [0.001, 0.003]},
+            "search": {"method": "grid", "grid": [10, 100, 1000], "baseline": "local"},
+            "recipe": {"epochs": 10, "eval_epochs": list(EPOCHS)},
+            "pairs": [{"architecture": "toy", "dataset": "toyset"}]}
+    out = run_study(resolve(data, "toy"), tmp_path / "v", pool=InlinePool(), run_fn=CurveRuns(acc))
+    reached, censored = sorted(out.rows, key=lambda r: r["d_int90_mean"] is None)
+    assert reached["d_int90_mean"] == 100 and censored["status"] == "not reached"
+    assert _bound(censored) == 1000.0  # drawn at the largest d tried, not dropped
+    names = {p.name for p in write_figures(out.rows, tmp_path / "fig")}
+    assert {"d_int90_toyset_lr_0.001.png", "d_int90_toyset_lr_0.003.png", "d_int90_vs_lr.png"} <= names

@@ -464,38 +464,75 @@ def write_figures(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
         path = out / f"accuracy_{_slug(arch)}_{_slug(ds)}{'' if variant == '-' else '_' + _slug(variant)}.png"
         save_figure(fig, path)
         paths.append(path)
-    # d_int90 across architectures, one chart per dataset
-    for ds in sorted({r["dataset"] for r in rows}):
-        sub = [r for r in rows if r["dataset"] == ds and r["variant"] == rows[0]["variant"]]
-        archs = list(dict.fromkeys(r["architecture"] for r in sub))
-        if not any(r["d_int90_mean"] for r in sub):
-            continue
-        fig = Figure(figsize=(max(5.0, 1.4 * len(archs) + 2), 4.2), layout="constrained")
-        ax = fig.subplots()
-        width = 0.8 / max(len(projections), 1)
-        for j, proj in enumerate(projections):
-            xs, ys, es = [], [], []
-            for i, arch in enumerate(archs):
-                hit: dict[str, Any] | None = next(
-                    (x for x in sub if x["architecture"] == arch and x["projection"] == proj), None
-                )
-                if hit is None or hit["d_int90_mean"] is None:
-                    continue
-                xs.append(i + (j - (len(projections) - 1) / 2) * width)
-                ys.append(hit["d_int90_mean"])
-                es.append(hit["d_int90_std"] or 0.0)
-            if xs:
-                ax.errorbar(xs, ys, yerr=es, fmt="o", capsize=4, color=colours[proj], label=proj)
-        ax.set_xticks(range(len(archs)), archs)
-        ax.set_yscale("log")
-        ax.set_ylabel("d_int90 (log scale; bars: std over seeds)")
-        ax.set_title(f"d_int90 on {ds}")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        path = out / f"d_int90_{_slug(ds)}.png"
-        save_figure(fig, path)
-        paths.append(path)
+    paths.extend(_dataset_figures(rows, out, colours, projections))
     paths.extend(_axis_figures(rows, out, colours))
+    return paths
+
+
+def _bound(row: dict[str, Any]) -> float | None:
+    """The largest d a row's searches evaluated: where a "not reached" cell is drawn (d_int90
+    lies above it), or None when nothing was evaluated."""
+    curve = row.get("curve") or {}
+    return float(max(int(d) for d in curve)) if curve else None
+
+
+def _interval_err(row: dict[str, Any]) -> tuple[float, float]:
+    """(below, above) error-bar lengths from the row's interval, else its std over seeds."""
+    mean, lo, hi = row["d_int90_mean"], row.get("d_int90_lo"), row.get("d_int90_hi")
+    if lo is not None and hi is not None:
+        return max(mean - lo, 0.0), max(hi - mean, 0.0)
+    std = row.get("d_int90_std") or 0.0
+    return std, std
+
+
+def _dataset_figures(
+    rows: list[dict[str, Any]], out: Path, colours: dict[str, str], projections: list[str]
+) -> list[Path]:
+    """``d_int90_<dataset>[_<variant>].png``: d_int90 per architecture and projection (bars: the
+    interval over seeds and brackets), one figure per variant of the study; a cell whose search
+    did not reach the target is an open triangle at the largest d evaluated (censored)."""
+    from matplotlib.figure import Figure
+
+    paths = []
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    for ds in sorted({r["dataset"] for r in rows}):
+        for variant in variants:
+            sub = [r for r in rows if r["dataset"] == ds and r["variant"] == variant]
+            if not any(r["d_int90_mean"] or _bound(r) for r in sub):
+                continue
+            archs = list(dict.fromkeys(r["architecture"] for r in sub))
+            fig = Figure(figsize=(max(5.0, 1.4 * len(archs) + 2), 4.2), layout="constrained")
+            ax = fig.subplots()
+            width = 0.8 / max(len(projections), 1)
+            labelled: set[str] = set()
+            for j, proj in enumerate(projections):
+                for i, arch in enumerate(archs):
+                    hit = next((x for x in sub if (x["architecture"], x["projection"]) == (arch, proj)), None)
+                    if hit is None:
+                        continue
+                    x = i + (j - (len(projections) - 1) / 2) * width
+                    if hit["d_int90_mean"] is not None:
+                        below, above = _interval_err(hit)
+                        label = None if proj in labelled else proj
+                        labelled.add(proj)
+                        ax.errorbar([x], [hit["d_int90_mean"]], yerr=[[below], [above]], fmt="o", capsize=4,
+                                    color=colours[proj], label=label)
+                    elif hit["status"] in ("not reached", "partly reached") and _bound(hit):
+                        label = None if "^" in labelled else "not reached: d_int90 above this d"
+                        labelled.add("^")
+                        ax.plot([x], [_bound(hit)], marker="^", ms=9, mfc="none", color=colours[proj],
+                                ls="none", label=label)
+            ax.set_xticks(range(len(archs)), archs)
+            ax.set_yscale("log")
+            ax.set_ylabel("d_int90 (log scale; bars: interval over seeds)")
+            vtext = "" if variant == "-" else f" [{variant}]"
+            ax.set_title(f"d_int90 on {ds}{vtext}")
+            ax.grid(True, axis="y", which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+            suffix = "" if variant == "-" else "_" + _slug(variant)
+            path = out / f"d_int90_{_slug(ds)}{suffix}.png"
+            save_figure(fig, path)
+            paths.append(path)
     return paths
 
 
@@ -508,33 +545,38 @@ def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]
         fig = Figure(figsize=(7, 4.2), layout="constrained")
         ax = fig.subplots()
         drawn = False
-        for key in sorted({(r["architecture"], r["dataset"], r["projection"]) for r in rows}):
-            pts = [
-                (r[f"axis_{axis}"], r["d_int90_mean"], r["d_int90_std"] or 0.0)
-                for r in rows
-                if (r["architecture"], r["dataset"], r["projection"]) == key and r["d_int90_mean"] is not None
-            ]
-            if not pts:
-                continue
-            values = sorted({p[0] for p in pts}, key=lambda v: (isinstance(v, str), v))
-            xs = [values.index(p[0]) for p in pts]
-            ax.errorbar(
-                xs,
-                [p[1] for p in pts],
-                yerr=[p[2] for p in pts],
-                fmt="o",
-                capsize=3,
-                alpha=0.8,
-                label=f"{key[0]}/{key[1]} {key[2]}",
-            )
-            ax.set_xticks(range(len(values)), [str(v) for v in values])
-            drawn = True
+        values = sorted({r[f"axis_{axis}"] for r in rows if f"axis_{axis}" in r},
+                        key=lambda v: (isinstance(v, str), v))
+        for n, key in enumerate(sorted({(r["architecture"], r["dataset"], r["projection"]) for r in rows})):
+            mine = [r for r in rows if (r["architecture"], r["dataset"], r["projection"]) == key]
+            pts = [r for r in mine if r["d_int90_mean"] is not None]
+            cens = [r for r in mine
+                    if r["d_int90_mean"] is None and r["status"] != "incomplete" and _bound(r)]
+            colour = f"C{n % 10}"
+            if pts:
+                errs = [_interval_err(r) for r in pts]
+                ax.errorbar(
+                    [values.index(r[f"axis_{axis}"]) for r in pts],
+                    [r["d_int90_mean"] for r in pts],
+                    yerr=[[e[0] for e in errs], [e[1] for e in errs]],
+                    fmt="o",
+                    capsize=3,
+                    alpha=0.8,
+                    color=colour,
+                    label=f"{key[0]}/{key[1]} {key[2]}",
+                )
+            if cens:
+                ax.plot([values.index(r[f"axis_{axis}"]) for r in cens], [_bound(r) for r in cens],
+                        marker="^", ms=8, mfc="none", ls="none", color=colour,
+                        label=f"{key[0]}/{key[1]} {key[2]}: not reached (d_int90 above)")
+            drawn |= bool(pts or cens)
+        ax.set_xticks(range(len(values)), [str(v) for v in values])
         if not drawn:
             continue
         ax.set_yscale("log")
         ax.set_xlabel(axis)
         ax.set_ylabel("d_int90 (log scale)")
-        ax.set_title(f"d_int90 against {axis} (points: other axes' values; bars: std over seeds)")
+        ax.set_title(f"d_int90 against {axis} (bars: interval over seeds; open ^: not reached)", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         path = out / f"d_int90_vs_{_slug(axis)}.png"
