@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from projbench.export import load_subspace
     from projbench.hadamard import FWHTBackend, fwht
     from projbench.projection import Projection, jl_min_dim, make_projection
+    from projbench.study.api import Study, compare_studies, read_study
     from projbench.subspace import SubspaceModel
 
 #: public names that need torch, imported on first access (PEP 562) so that ``import projbench``,
@@ -55,6 +56,9 @@ _LAZY: dict[str, str] = {
     "make_projection": "projbench.projection",
     "SubspaceModel": "projbench.subspace",
     "load_subspace": "projbench.export",
+    "Study": "projbench.study.api",
+    "read_study": "projbench.study.api",
+    "compare_studies": "projbench.study.api",
 }
 
 
@@ -91,9 +95,11 @@ __all__ = [
     "Projection",
     "Registry",
     "ResourceLimitError",
+    "Study",
     "SubspaceModel",
     "UnknownNameError",
     "__version__",
+    "compare_studies",
     "count_parameters",
     "fwht",
     "hookimpl",
@@ -104,6 +110,7 @@ __all__ = [
     "make_model",
     "make_projection",
     "read_results",
+    "read_study",
     "testing",
     "to_dataframe",
     "tune_cpu_allocator",

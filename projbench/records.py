@@ -121,13 +121,24 @@ def read_results(paths: str | os.PathLike[str] | list[str | os.PathLike[str]], *
     ``projbench.read_results("runs/")`` → ``[{"run_id": …, "suite": "speed",
     "projection": "fastjl", "D": 4096, "d": 100, …, "forward_ms": 0.21, …}, …]``.
     Only the newest record of a case counts (a case measured again on resume supersedes
-    the older one). Broken files raise :class:`~projbench.results.ResultsFileError`.
+    the older one). Study folders (``study.jsonl``, from ``projbench study`` or
+    ``intrinsic-dim``) found among ``paths`` are skipped — :func:`projbench.read_study` reads
+    them; given only studies, this raises with that advice. Broken files raise
+    :class:`~projbench.results.ResultsFileError`.
     """
-    from projbench.results import read_runs
+    from projbench.results import find_run_files, read_runs
+    from projbench.study.store import FILE_NAME, is_study
 
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    files = [f for f in find_run_files([p for p in items if not is_study(p)]) if f.name != FILE_NAME]
+    studies = [str(p) for p in items if is_study(p)]
+    if not files and (studies or any(find_run_files([p]) for p in items if not is_study(p))):
+        where = ", ".join(studies or map(str, items))
+        raise InvalidArgumentError(
+            f"{where} holds study folders, not run files: read them with projbench.read_study(folder)"
+        )
     rows: list[dict[str, Any]] = []
-    for run in read_runs(items):
+    for run in read_runs(files or items):
         rows.extend(flatten_case(c, run_file=str(run.path), samples=samples) for c in run.cases)
     return rows
 
