@@ -56,7 +56,7 @@ def test_studies_with_no_cell_in_common_are_an_error(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(RESULTS / "study-fastfood-variants", a)
     shutil.copytree(RESULTS / "study-direct-vs-subspace", b)
-    with pytest.raises(InvalidArgumentError, match="no .* cell in common"):
+    with pytest.raises(InvalidArgumentError, match=r"no .* cell in common"):
         projbench.compare_studies(a, b)
 
 
