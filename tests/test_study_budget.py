@@ -153,3 +153,17 @@ def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path)
     assert _bound(censored) == 1000.0  # drawn at the largest d tried, not dropped
     names = {p.name for p in write_figures(out.rows, tmp_path / "fig")}
     assert {"d_int90_toyset_lr_0.001.png", "d_int90_toyset_lr_0.003.png", "d_int90_vs_lr.png"} <= names
+
+
+def test_reference_csv_with_two_sources_gives_a_ratio_per_source(tmp_path: Path) -> None:
+    from projbench.study.report import add_reference, read_reference, render
+
+    ref = tmp_path / "ref.csv"
+    ref.write_text("architecture,dataset,projection,d_int90,source\n"
+                   "toy,toyset,p,25,paper\ntoy,toyset,p,100,reimplementation\n")
+    out = run_study(spec(), tmp_path / "r", pool=InlinePool(), run_fn=CurveRuns(grid_acc))
+    rows = out.rows
+    add_reference(rows, read_reference(ref))
+    assert rows[0]["ours_over"] == {"paper": 2.0, "reimplementation": 0.5}
+    md = render(rows, "md")
+    assert "ours/paper" in md and "ours/reimplementation" in md and "| 2.00 |" in md

@@ -70,8 +70,12 @@ CSV_COLUMNS = (
 )
 
 
-def read_reference(path: str | os.PathLike[str]) -> dict[tuple[str, str, str], tuple[float, str]]:
-    """(architecture, dataset, projection) -> (d_int90, source) from a reference CSV."""
+Reference = dict[tuple[str, str, str], list[tuple[float, str]]]
+
+
+def read_reference(path: str | os.PathLike[str]) -> Reference:
+    """(architecture, dataset, projection) -> [(d_int90, source), …] from a reference CSV; a
+    cell may have several rows, one per source (e.g. a paper and a reimplementation)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -84,28 +88,35 @@ def read_reference(path: str | os.PathLike[str]) -> dict[tuple[str, str, str], t
             f"{p}: a reference CSV needs the columns architecture, dataset, projection, "
             f"d_int90 (and optionally source); found {reader.fieldnames}"
         )
-    out: dict[tuple[str, str, str], tuple[float, str]] = {}
+    out: Reference = {}
     for i, row in enumerate(reader, start=2):
         try:
             value = float(row["d_int90"])
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"{p}:{i}: d_int90 must be a number, got {row['d_int90']!r}") from None
-        out[(row["architecture"], row["dataset"], row["projection"])] = (value, row.get("source") or "")
+        if not (math.isfinite(value) and value > 0):
+            raise InvalidArgumentError(f"{p}:{i}: d_int90 must be a positive number, got {row['d_int90']!r}")
+        key = (row["architecture"], row["dataset"], row["projection"])
+        out.setdefault(key, []).append((value, row.get("source") or f"reference {len(out.get(key, [])) + 1}"))
     return out
 
 
-def add_reference(
-    rows: list[dict[str, Any]], reference: dict[tuple[str, str, str], tuple[float, str]]
-) -> None:
+def add_reference(rows: list[dict[str, Any]], reference: Reference) -> None:
+    """Put each row's reference values beside it: ``references`` {source: d_int90} and
+    ``ours_over`` {source: ours / reference}; the first source also as ``reference_d_int90``,
+    ``reference_source`` and ``ours_over_reference``."""
     for r in rows:
-        ref = reference.get((r["architecture"], r["dataset"], r["projection"])) or reference.get(
+        refs = reference.get((r["architecture"], r["dataset"], r["projection"])) or reference.get(
             (r["architecture"], r["dataset"], r.get("projection_name", ""))
-        )
-        r["reference_d_int90"] = ref[0] if ref else None
-        r["reference_source"] = ref[1] if ref else None
-        r["ours_over_reference"] = (
-            (r["d_int90_mean"] / ref[0]) if ref and r["d_int90_mean"] and ref[0] else None
-        )
+        ) or []
+        r["references"] = {source: value for value, source in refs}
+        r["ours_over"] = {
+            source: (r["d_int90_mean"] / value if r["d_int90_mean"] else None) for value, source in refs
+        }
+        first = refs[0] if refs else None
+        r["reference_d_int90"] = first[0] if first else None
+        r["reference_source"] = first[1] if first else None
+        r["ours_over_reference"] = r["ours_over"].get(first[1]) if first else None
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -144,6 +155,10 @@ def d_int90_text(row: dict[str, Any]) -> str:
     return f"{row['d_int90_mean']:,.0f} ± {std} (n={row['reached']}{note})"
 
 
+def _ratio_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _not_converged_text(row: dict[str, Any]) -> str:
     known = row.get("convergence_known")
     return f"{row.get('not_converged', 0)}/{known}" if known else "-"
@@ -168,13 +183,11 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         ("wall s", lambda r: _fmt(r["wall_s"], 1)),
         (f"{_hours_label(rows)}", lambda r: f"{r['device_hours']:.3f}"),
     ]
-    if any("reference_d_int90" in r for r in rows):
+    sources = list(dict.fromkeys(s for r in rows for s in (r.get("references") or {})))
+    for source in sources:
         cols += [
-            ("reference", lambda r: _fmt(r.get("reference_d_int90"))),
-            (
-                "ours/ref",
-                lambda r: "-" if r.get("ours_over_reference") is None else f"{r['ours_over_reference']:.2f}",
-            ),
+            (f"ref: {source}", lambda r, s=source: _fmt((r.get("references") or {}).get(s))),
+            (f"ours/{source}", lambda r, s=source: _ratio_text((r.get("ours_over") or {}).get(s))),
         ]
     if any(r.get("convergence_known") for r in rows):
         cols.append(("not converged", _not_converged_text))
