@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.projbench-installed
 PYTEST_ARGS ?=
 
-.PHONY: run run-study test test-slow bench gpu-check lint clean-venv
+.PHONY: run run-study test test-slow bench gpu-check lint docs clean-venv
 
 $(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,6 +45,17 @@ gpu-check: $(STAMP)
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA device here')"
 	$(PY) -m pytest -q -k cuda
 	$(PY) -m benchmarks.bench_ratios --device cuda --tag gpu
+
+## make docs: the documentation site (mkdocs-material) into build/site; strict, so a warning —
+## a broken link or anchor, a stale reference to the code — fails it. Installs the `docs` extra.
+## (NO_MKDOCS_2_WARNING silences mkdocs-material's banner about its own end of life.)
+DOCS_STAMP := $(VENV)/.projbench-docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check projbench tests plugins benchmarks
