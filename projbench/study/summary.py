@@ -1,0 +1,231 @@
+"""The study table from an engine's state: one row per (pair, variant, projection) with
+d_int90 (mean, interval, per seed), the baseline, cost, convergence, the directly trained
+networks and the bytes to ship; and the stability rows per evaluated d.
+
+Nothing here trains or changes the engine. The byte columns are computed once per row: the full
+model's state_dict size on the meta device (no memory), and the exported payload of the
+subspace model at d = d_int90.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from projbench.errors import ProjbenchError
+from projbench.search import SpreadStats, bracket_interval
+from projbench.study.budget import convergence_counts
+
+if TYPE_CHECKING:
+    from projbench.study.engine import Group, StudyEngine
+
+
+def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
+    """One row per (pair, variant, projection): the study table's content."""
+    from projbench.runs import parameter_count
+
+    out = []
+    for group in engine.groups:
+        pair = engine.spec.pairs[group.pair]
+        try:
+            num_params: int | None = parameter_count(pair.architecture, pair.dataset)
+        except ProjbenchError:  # an uninstalled architecture still gets its row
+            num_params = None
+        base_ids = {s.run_id for specs in group.baseline_specs.values() for s in specs}
+        full_bytes = _state_dict_bytes(pair)
+        for label in pair.projections:
+            chains = [c for c in engine.chains if c.group == group.index and c.projection == label]
+            crossings = [c.crossing for c in chains if c.crossing is not None]
+            ds = SpreadStats.of(c.d for c in crossings)
+            interp = SpreadStats.of(c.interpolated for c in crossings)
+            run_ids = set(base_ids).union(*(c.run_ids for c in chains))
+            recs = [engine.results[r] for r in run_ids if r in engine.results]
+            wall = sum(float((r.get("stats") or {}).get("run_wall_s") or 0.0) for r in recs)
+            evaluated: dict[int, list[float]] = {}
+            for c in crossings:
+                for d, a in c.evaluated.items():
+                    evaluated.setdefault(d, []).append(a)
+            reached = [c for c in crossings if c.d is not None]
+            lo, hi = bracket_interval(crossings)
+            not_converged, convergence_known = convergence_counts(recs)
+            best = max((c.best_accuracy for c in crossings if c.best_accuracy is not None), default=None)
+            failed = next((c.failed for c in chains if c.failed), None)
+            incomplete = sum(1 for c in chains if not c.done)
+            if failed:
+                status = "failed"
+            elif incomplete:
+                status = "incomplete"
+            elif len(reached) == len(chains):
+                status = "ok"
+            elif reached:
+                status = "partly reached"
+            else:
+                status = "not reached"
+            search = pair.search
+            hint = None
+            if status in ("not reached", "partly reached"):
+                hint = (
+                    f"raise d_max above {search['d_max']}"
+                    if search["method"] == "bisect"
+                    else "extend the grid upwards"
+                )
+            elif (
+                status == "ok"
+                and ds.minimum is not None
+                and search["method"] == "bisect"
+                and ds.minimum <= search["d_min"]
+            ):
+                hint = f"d_min {search['d_min']} already passes: lower d_min"
+            out.append(
+                {
+                    "architecture": pair.architecture,
+                    "dataset": pair.dataset,
+                    "D": num_params,
+                    "variant": group.variant_label,
+                    **{f"axis_{k}": v for k, v in group.variant.items()},
+                    "projection": label,
+                    "projection_name": engine.spec.projection(label).name,
+                    "seeds": len(chains),
+                    "reached": len(reached),
+                    "d_int90_mean": ds.mean,
+                    "d_int90_std": ds.std,
+                    "d_int90_min": ds.minimum,
+                    "d_int90_max": ds.maximum,
+                    "d_int90_lo": lo,
+                    "d_int90_hi": hi,
+                    "not_converged": not_converged,
+                    "convergence_known": convergence_known,
+                    "per_seed": {c.seed: (c.crossing.d if c.crossing else None) for c in chains},
+                    "interpolated_mean": interp.mean,
+                    "interpolated_std": interp.std,
+                    "d_int90_over_D": (ds.mean / num_params)
+                    if ds.mean is not None and num_params
+                    else None,
+                    "baseline_accuracy": group.baseline_accuracy,
+                    "target_accuracy": group.target,
+                    "best_accuracy": best,
+                    "runs": len(recs),
+                    "wall_s": wall,
+                    "device": pair.run["device"],
+                    "device_hours": wall / 3600.0,
+                    "status": status,
+                    "message": failed or group.failed or hint,
+                    "curve": {d: v for d, v in sorted(evaluated.items())},
+                    "threshold": search["threshold"],
+                    **direct_summary(engine, group),
+                    **_shipping(pair, engine.spec.projection(label), ds.mean, num_params, full_bytes),
+                }
+            )
+    return out
+
+def direct_summary(engine: StudyEngine, group: Group) -> dict[str, Any]:
+    """d_direct90 — the smallest directly trained network reaching the target — and the
+    direct curve {D: [mean accuracy of the best lr, std over seeds, that lr]}."""
+    if not group.direct:
+        return {}
+    curve: dict[int, list[float]] = {}
+    complete = True
+    for _, size, lr, specs in group.direct:
+        recs = [engine.results.get(sp.run_id) for sp in specs]
+        if any(r is None for r in recs):
+            complete = False
+            continue
+        accs = [engine._acc(r, group.pair) for r in recs if r is not None]
+        mean = statistics.fmean(accs)
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        if size not in curve or mean > curve[size][0]:
+            curve[size] = [mean, std, lr]
+    d_direct = None
+    if group.target is not None:
+        passing = [size for size, (mean, _, _) in curve.items() if mean >= group.target]
+        d_direct = min(passing) if passing else None
+    return {
+        "d_direct90": d_direct,
+        "direct_curve": dict(sorted(curve.items())),
+        "direct_complete": complete,
+    }
+
+def stability_rows(engine: StudyEngine) -> list[dict[str, Any]]:
+    """Per (pair, variant, projection, d): how many seeds diverged, loss spikes, the largest
+    loss jump, the condition number of P on sampled columns, and accuracy (issue 10 item 5)."""
+    out = []
+    for chain_key in sorted({(c.group, c.projection) for c in engine.chains}):
+        group = engine.groups[chain_key[0]]
+        pair = engine.spec.pairs[group.pair]
+        by_d: dict[int, list[dict[str, Any]]] = {}
+        for c in engine.chains:
+            if (c.group, c.projection) != chain_key:
+                continue
+            for d in c.crossing.evaluated if c.crossing else {}:
+                rec = engine.results.get(engine.subspace_spec(c, d).run_id)
+                if rec is not None:
+                    by_d.setdefault(d, []).append(rec)
+        for d, recs in sorted(by_d.items()):
+            stats = [r.get("stats") or {} for r in recs]
+            conds = [float(x["cond_P_sample"]) for x in stats if x.get("cond_P_sample") is not None]
+            jumps = [
+                float(x["max_loss_jump"])
+                for x in stats
+                if isinstance(x.get("max_loss_jump"), int | float) and not math.isnan(x["max_loss_jump"])
+            ]
+            out.append(
+                {
+                    "architecture": pair.architecture,
+                    "dataset": pair.dataset,
+                    "variant": group.variant_label,
+                    "projection": chain_key[1],
+                    "d": d,
+                    "seeds": len(recs),
+                    "diverged": sum(r.get("status") == "diverged" for r in recs),
+                    "loss_spikes_mean": statistics.fmean(float(x.get("loss_spikes") or 0) for x in stats),
+                    "max_loss_jump": max(jumps) if jumps else None,
+                    "cond_P_sample": statistics.fmean(conds) if conds else None,
+                    "accuracy_mean": statistics.fmean(engine._acc(r, group.pair) for r in recs),
+                }
+            )
+    return out
+
+
+def _state_dict_bytes(pair: Any) -> int | None:
+    """Size of the full model's state_dict (what shipping every parameter costs), counted on
+    the meta device (shapes and dtypes only, no memory), or None for an unknown architecture."""
+    try:
+        import torch
+
+        from projbench.architectures import make_model
+        from projbench.subspace import state_dict_bytes
+
+        with torch.device("meta"):
+            model = make_model(pair.architecture, pair.dataset)
+        return state_dict_bytes(model)
+    except ProjbenchError:
+        return None
+
+
+def _shipping(
+    pair: Any, entry: Any, d_mean: float | None, num_params: int | None, full_bytes: int | None
+) -> dict[str, Any]:
+    """Bytes to ship the subspace-trained model at d = d_int90 (names, seeds, θ_d, buffers:
+    :meth:`projbench.subspace.SubspaceModel.ship_bytes`) next to the full state_dict's size
+    (``full_bytes``, computed once per pair)."""
+    if d_mean is None or full_bytes is None:
+        return {"bytes_to_ship": None, "state_dict_bytes": None}
+    try:
+        from projbench.subspace import SubspaceModel
+
+        d = max(round(d_mean), 1)
+        # the payload does not depend on P's values: build the cheapest exact stand-in when
+        # the study's projection would be a large dense matrix
+        name = entry.name
+        if name == "dense" and (num_params or 0) * d > 5e7:
+            name = "sparse"
+        model = SubspaceModel.from_names(
+            pair.architecture, pair.dataset, name, d, 0, **(entry.options if name == entry.name else {})
+        )
+        return {"bytes_to_ship": model.ship_bytes(), "state_dict_bytes": full_bytes}
+    except (ProjbenchError, MemoryError):  # an informational column must not break the table
+        return {"bytes_to_ship": None, "state_dict_bytes": None}
+
+
+__all__ = ["direct_summary", "stability_rows", "table_rows"]
