@@ -21,6 +21,15 @@ For every measure both sides have raw samples of (speed: ``forward_s``, ``adjoin
 Measures recorded without samples (memory bytes, or speed records written before samples were
 kept) are compared as point values: the ratio, no interval, verdict ``changed`` or ``same``
 against ``min_change`` — deterministic numbers need no test, noisy ones cannot get one.
+
+**No verdict from untrustworthy timings.** A time measure gets ``unclear`` whatever its
+p-value, with the reason in ``reason``, when either side has fewer than
+:data:`MIN_VERDICT_SAMPLES` samples (a handful of samples against many can reach a tiny p from
+one lucky draw) or when ``projbench run`` flagged either side's timing unstable (a spread too
+wide, or a machine loaded while it was timed: ``{op}_unstable`` or ``loaded`` in its stats).
+
+Times are shown as ``run`` shows them: milliseconds per call, with the same number format
+(:func:`comparison_table`); the JSON keeps each measure in the unit its name ends with.
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ POINT_MEASURES: dict[str, tuple[str, ...]] = {
 
 #: raw sample series compared statistically: times (distortion ratios or losses are not costs)
 TIME_SUFFIXES: tuple[str, ...] = ("_s", "_ms")
+#: fewest samples per side that may give a time measure a verdict
+MIN_VERDICT_SAMPLES = 5
+#: rich styles of the verdicts in the table
+VERDICT_STYLE = {"regression": "red", "improvement": "green", "same": "dim", "unclear": "yellow",
+                 "changed": "magenta"}
 
 
 @dataclass
@@ -64,6 +78,7 @@ class Comparison:
     n_a: int = 0
     n_b: int = 0
     verdict: str = "unclear"
+    reason: str | None = None  # why a measure got no verdict ("unclear") though it was compared
 
     def label(self) -> str:
         extra = "/".join(x for x in (self.architecture, self.dataset) if x)
@@ -76,6 +91,7 @@ class ComparisonResult:
     rows: list[Comparison] = field(default_factory=list)
     only_a: int = 0
     only_b: int = 0
+    matched: int = 0  # cases in both A and B
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -86,8 +102,20 @@ class ComparisonResult:
         return [r for r in self.rows if r.verdict == "improvement"]
 
     def to_json(self) -> str:
-        return json.dumps({"only_a": self.only_a, "only_b": self.only_b,
+        return json.dumps({"only_a": self.only_a, "only_b": self.only_b, "matched": self.matched,
                            "comparisons": [asdict(r) for r in self.rows]}, indent=2, default=str)
+
+    def check_comparable(self) -> None:
+        """Raise :class:`InvalidArgumentError` (one line) when nothing was compared: no case is in
+        both A and B, or the cases in common share no measure."""
+        if self.rows:
+            return
+        if not self.matched:
+            raise InvalidArgumentError(
+                f"no case is in both A and B ({self.only_a} only in A, {self.only_b} only in B): "
+                "nothing to compare; compare runs of the same suites and projections")
+        raise InvalidArgumentError(
+            f"{self.matched} case(s) are in both A and B but share no measure: nothing to compare")
 
 
 def _median(values: list[float]) -> float:
@@ -168,7 +196,8 @@ def compare_runs(a_paths: str | os.PathLike[str] | list[str | os.PathLike[str]],
         return [p] if isinstance(p, str | os.PathLike) else list(p)
 
     ga, gb = _group(as_list(a_paths)), _group(as_list(b_paths))
-    result = ComparisonResult(only_a=len(ga.keys() - gb.keys()), only_b=len(gb.keys() - ga.keys()))
+    result = ComparisonResult(only_a=len(ga.keys() - gb.keys()), only_b=len(gb.keys() - ga.keys()),
+                              matched=len(ga.keys() & gb.keys()))
     for key in [k for k in ga if k in gb]:
         ca, cb = ga[key], gb[key]
         first = ca[0]
@@ -182,10 +211,12 @@ def compare_runs(a_paths: str | os.PathLike[str] | list[str | os.PathLike[str]],
             ratio, low, high, p, verdict = compare_samples(
                 samples_a[name], samples_b[name], alpha=alpha, confidence=confidence,
                 min_change=min_change, n_boot=n_boot, seed=seed)
+            n_a, n_b = len(samples_a[name]), len(samples_b[name])
+            reason = distrust(name, ca, cb, n_a, n_b)
             result.rows.append(Comparison(**base, measure=name, a=_median(samples_a[name]),
                                           b=_median(samples_b[name]), ratio=ratio, ci_low=low,
-                                          ci_high=high, p_value=p, n_a=len(samples_a[name]),
-                                          n_b=len(samples_b[name]), verdict=verdict))
+                                          ci_high=high, p_value=p, n_a=n_a, n_b=n_b,
+                                          verdict="unclear" if reason else verdict, reason=reason))
             sampled.add(name.removesuffix("_s"))
         for name in POINT_MEASURES.get(str(base["suite"]), ()):
             if name.removesuffix("_ms") in sampled:
@@ -195,9 +226,86 @@ def compare_runs(a_paths: str | os.PathLike[str] | list[str | os.PathLike[str]],
                 continue
             ratio = vb / va if va else (1.0 if vb == va else math.inf)
             verdict = "same" if abs(ratio - 1.0) < min_change else "changed"
+            reason = _flag_reasons(name.removesuffix("_ms"), ca, cb) if name.endswith("_ms") else None
             result.rows.append(Comparison(**base, measure=name, a=va, b=vb, ratio=ratio,
-                                          n_a=len(ca), n_b=len(cb), verdict=verdict))
+                                          n_a=len(ca), n_b=len(cb),
+                                          verdict="unclear" if reason else verdict, reason=reason))
     return result
+
+
+def _op(measure: str) -> str:
+    """``forward`` of ``forward_s`` / ``forward_ms``: the prefix of the stats flags."""
+    for suffix in ("_ms", "_s"):
+        if measure.endswith(suffix):
+            return measure[: -len(suffix)]
+    return measure
+
+
+def _flag_reason(cases: list[dict[str, Any]], op: str) -> str | None:
+    """Why ``run`` flagged the timing of ``op`` unstable in any of ``cases``, or None."""
+    for case in cases:
+        stats = case.get("stats") or {}
+        if stats.get("loaded") is True:
+            return f"timed on a loaded machine ({stats.get('load_per_cpu')} load per CPU)"
+        if stats.get(f"{op}_unstable") is True:
+            rel = stats.get(f"{op}_rel_iqr")
+            spread = f", relative IQR {rel:.2f}" if isinstance(rel, int | float) else ""
+            return f"flagged unstable by run{spread}"
+    return None
+
+
+def _flag_reasons(op: str, ca: list[dict[str, Any]], cb: list[dict[str, Any]]) -> str | None:
+    reasons = [f"{side}: {why}" for side, cases in (("A", ca), ("B", cb))
+               if (why := _flag_reason(cases, op)) is not None]
+    return "; ".join(reasons) or None
+
+
+def distrust(measure: str, ca: list[dict[str, Any]], cb: list[dict[str, Any]], n_a: int,
+             n_b: int) -> str | None:
+    """Why the time ``measure`` of cases ``ca`` (A) and ``cb`` (B), with ``n_a`` and ``n_b``
+    samples, must get no verdict — too few samples, or a timing ``run`` flagged — or None."""
+    reasons = []
+    if min(n_a, n_b) < MIN_VERDICT_SAMPLES:
+        reasons.append(f"too few samples ({n_a} in A, {n_b} in B; a verdict needs "
+                       f"{MIN_VERDICT_SAMPLES} per side)")
+    flagged = _flag_reasons(_op(measure), ca, cb)
+    if flagged:
+        reasons.append(flagged)
+    return "; ".join(reasons) or None
+
+
+def shown_measure(measure: str) -> tuple[str, float]:
+    """(label, factor) that show ``measure`` in ``run``'s units: times in ms per call."""
+    if measure.endswith("_s"):
+        return f"{measure[:-2]} ms", 1e3
+    if measure.endswith("_ms"):
+        return f"{measure[:-3]} ms", 1.0
+    return measure, 1.0
+
+
+def comparison_table(result: ComparisonResult, confidence: float = 0.95) -> Any:
+    """The rich table of ``projbench compare``: one row per case and measure, times in ms (as
+    ``run`` prints them), the verdict followed by why there is none when it is ``unclear``."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from projbench.report import format_value
+
+    table = Table(title="B vs A", title_justify="left",
+                  caption="ratio = median(B)/median(A) (> 1: B larger/slower); times in ms per call; "
+                          "interval: bootstrap; p: Mann-Whitney U, two-sided", caption_justify="left")
+    for header in ("case", "measure", "A median", "B median", "B/A", f"{confidence:.0%} CI", "p",
+                   "n A/B", "verdict"):
+        table.add_column(header, justify="left" if header in ("case", "measure", "verdict") else "right")
+    for r in result.rows:
+        label, factor = shown_measure(r.measure)
+        ci = "-" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
+        p = "-" if r.p_value is None else f"{r.p_value:.3g}"
+        verdict = r.verdict if not r.reason else f"{r.verdict}: {r.reason}"
+        style = VERDICT_STYLE.get(r.verdict, "white")
+        table.add_row(escape(r.label()), label, format_value(r.a * factor), format_value(r.b * factor),
+                      f"{r.ratio:.3f}", ci, p, f"{r.n_a}/{r.n_b}", f"[{style}]{escape(verdict)}[/]")
+    return table
 
 
 def _pooled(cases: list[dict[str, Any]], section: str) -> dict[str, list[float]]:

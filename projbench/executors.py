@@ -6,7 +6,8 @@ on the futures (``concurrent.futures.wait``) and decides what to submit next, so
 (the study engine) can keep every worker busy as results arrive. Three pools:
 
 * :class:`InlinePool` (``--jobs 1``, the default) runs each task in the calling process at
-  submission: no start-up cost, the easiest to debug.
+  submission: no start-up cost, the easiest to debug. Whoever submits decides the pace: the
+  case executor below submits one case at a time, so each result is kept before the next runs.
 * :class:`ProcessPool` (``--jobs N``) — N spawned worker processes (each imports torch and the
   plugins once, about 2 s). Workers die with the driver: each asks the kernel for SIGKILL when
   its parent exits (``prctl(PR_SET_PDEATHSIG)`` on Linux) and also watches its parent pid, so a
@@ -20,17 +21,29 @@ on the futures (``concurrent.futures.wait``) and decides what to submit next, so
 
 :func:`execute_case` runs one benchmark case (``projbench run``) and turns any exception into a
 ``failed`` record; :func:`projbench.runs.execute_run` does the same for a training run.
+
+:class:`PoolExecutor` streams cases through a pool for ``projbench run``: at most ``width``
+cases in flight, each record yielded the moment its case finishes (so the run file and the
+progress bar follow the cases), and the cases of timing suites
+(:func:`projbench.metrics.timing.is_timing_suite`) first and one at a time, so two timed cases
+never share the machine. A worker that dies under a case (segfault, abort, out-of-memory kill)
+costs only that case: it is recorded as ``failed`` with the signal, the pool restarts, and cases
+that were in flight beside it run again one at a time so the culprit is known. On an interrupt
+(``KeyboardInterrupt``, or any exception in the consumer) the workers are stopped at once.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from projbench.allocator import tune_cpu_allocator
@@ -40,11 +53,9 @@ from projbench.suites import Case, RunSettings
 EXECUTORS = ("local", "ray")
 
 
-def execute_case(case: Case, settings: RunSettings) -> dict[str, Any]:
-    """Run one case and return its ``case`` record (never raises for a failing case)."""
-    from projbench.manager import get_registry
-
-    record: dict[str, Any] = {
+def case_record(case: Case, settings: RunSettings) -> dict[str, Any]:
+    """The fields of a ``case`` record that say which case it is (no outcome yet)."""
+    return {
         "key": case.key,
         "suite": case.suite,
         "projection": case.projection,
@@ -54,8 +65,33 @@ def execute_case(case: Case, settings: RunSettings) -> dict[str, Any]:
         "seed": settings.seed,
         "device": settings.device,
     }
+
+
+def failed_record(case: Case, settings: RunSettings, error: str) -> dict[str, Any]:
+    """A ``failed`` record for a case that produced no outcome of its own (its worker died)."""
+    return {**case_record(case, settings), "status": "failed", "error": error, "stats": {}}
+
+
+def execute_case(case: Case, settings: RunSettings, threads: int | None = None) -> dict[str, Any]:
+    """Run one case and return its ``case`` record (never raises for a failing case).
+
+    ``threads``: torch intra-op threads while the case runs (None: leave them as they are);
+    the previous number is restored afterwards, so an in-process caller keeps its own. The
+    record's ``threads`` is the number the case ran with, ``started_at`` its start (Unix time)
+    and ``wall_s`` its duration.
+    """
+    import torch
+
+    from projbench.manager import get_registry
+
+    record = case_record(case, settings)
+    previous = torch.get_num_threads()
+    record["started_at"] = time.time()  # wall clock, comparable across worker processes
     start = time.perf_counter()
     try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        record["threads"] = torch.get_num_threads()
         tune_cpu_allocator()  # this worker process's malloc policy (recorded in the run header)
         suite = get_registry("suites").get(case.suite)
         outcome = suite.run_case(case, settings)
@@ -75,6 +111,9 @@ def execute_case(case: Case, settings: RunSettings) -> dict[str, Any]:
             stats={},
             traceback=traceback.format_exc(limit=8),
         )
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
     record["wall_s"] = time.perf_counter() - start
     return record
 
@@ -111,6 +150,10 @@ class InlinePool:
             future.set_exception(exc)
         return future
 
+    def terminate(self) -> None:
+        """Nothing runs in the background: nothing to stop."""
+        return None
+
     def close(self) -> None:
         return None
 
@@ -137,28 +180,73 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="projbench-parent-watch", daemon=True).start()
 
 
+def _case_worker(parent_pid: int) -> None:
+    """Initializer of ``projbench run``'s workers: die with the driver, and leave Ctrl-C to it.
+
+    A terminal's Ctrl-C reaches the whole process group; the driver stops its workers itself
+    (:meth:`ProcessPool.terminate`), so a worker ignores SIGINT instead of printing a traceback.
+    """
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def describe_exit(code: int | None) -> str:
+    """``was killed by SIGSEGV`` / ``exited with status 3`` from a process exit code."""
+    if code is None:
+        return "died"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
 class ProcessPool:
-    """``jobs`` spawned worker processes that die with the driver."""
+    """``jobs`` spawned worker processes that die with the driver (started as tasks arrive).
+
+    ``ignore_interrupts``: workers ignore SIGINT (the case executor stops them itself).
+    """
 
     name = "processes"
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, *, ignore_interrupts: bool = False) -> None:
         if jobs < 1:
             raise InvalidArgumentError(f"jobs must be >= 1, got {jobs}")
         self.workers = jobs
+        self._initializer = _case_worker if ignore_interrupts else _die_with_parent
         self._pool = self._start()
         self.restarts = 0
 
     def _start(self) -> ProcessPoolExecutor:
         # "spawn", not fork: a forked child of a process whose OpenMP pool is already running
-        # (any earlier torch op) can deadlock in its first parallel region.
+        # (any earlier torch op) can deadlock in its first parallel region. Spawned workers
+        # start on demand, so a pool that gets no task starts no process.
         context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=context,
-            initializer=_die_with_parent,
+            initializer=self._initializer,
             initargs=(os.getpid(),),
         )
+
+    def exit_codes(self) -> list[int]:
+        """Exit codes of the workers of the current pool, once a break has ended them (a worker
+        whose end was just seen may not be reaped yet: each gets up to 2 s)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.join(timeout=2)
+        return [p.exitcode for p in processes if p.exitcode is not None]
+
+    def terminate(self) -> None:
+        """Stop every worker now (their tasks are lost) and cancel what has not started."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         return self._pool.submit(fn, *args)
@@ -229,6 +317,10 @@ class RayPool:
             self._remotes[fn] = remote
         return remote.remote(*args).future()  # type: ignore[no-any-return]
 
+    def terminate(self) -> None:
+        """Stop at once: a local cluster this pool started ends with it."""
+        self.close()
+
     def close(self) -> None:
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
@@ -262,72 +354,147 @@ def make_pool(
 # the benchmark-case executor of `projbench run`, on top of the pools
 # ------------------------------------------------------------------------------------------
 class Executor(Protocol):
-    """Runs jobs and yields their records as they finish."""
+    """Runs cases and yields their records as they finish."""
 
-    def map(self, cases: list[Case], settings: RunSettings) -> Iterator[dict[str, Any]]: ...
+    def map(self, cases: list[Case], settings: RunSettings,
+            threads: int | None = None) -> Iterator[dict[str, Any]]: ...
+
+
+def _broken(future: Future[Any]) -> bool:
+    return not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
 
 
 class PoolExecutor:
-    """Maps :func:`execute_case` over cases on a :class:`TaskPool`, yielding in completion order."""
+    """Streams :func:`execute_case` over cases on a :class:`TaskPool` (see the module docstring).
 
-    def __init__(self, pool: TaskPool) -> None:
+    ``width``: most cases in flight at once (default: the pool's workers); timing-suite cases
+    always run one at a time, before the others.
+    """
+
+    def __init__(self, pool: TaskPool, *, width: int | None = None) -> None:
         self.pool = pool
+        self.width = max(1, width or pool.workers)
 
-    def map(self, cases: list[Case], settings: RunSettings) -> Iterator[dict[str, Any]]:
+    def describe(self) -> dict[str, Any]:
+        """What runs the cases (recorded in the run header)."""
+        return {"kind": self.pool.name, "workers": self.pool.workers, "width": self.width}
+
+    def map(self, cases: list[Case], settings: RunSettings,
+            threads: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield one record per case, each as soon as its case has finished."""
+        from projbench.metrics.timing import is_timing_suite
+
+        timed = [c for c in cases if is_timing_suite(c.suite)]
+        others = [c for c in cases if not is_timing_suite(c.suite)]
         try:
-            pending = {self.pool.submit(execute_case, case, settings) for case in cases}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+            yield from self._stream(timed, settings, threads, width=1)
+            yield from self._stream(others, settings, threads, width=self.width)
+        except BaseException:  # interrupt, or the consumer stopped early: stop the workers now
+            terminate = getattr(self.pool, "terminate", None)
+            if terminate is not None:
+                terminate()
+            raise
         finally:
             self.pool.close()
 
+    def _stream(self, cases: list[Case], settings: RunSettings, threads: int | None,
+                width: int) -> Iterator[dict[str, Any]]:
+        queue: deque[Case] = deque(cases)
+        alone: deque[Case] = deque()  # in flight when a worker died: rerun one at a time
+        in_flight: dict[Future[Any], Case] = {}
+        while queue or alone or in_flight:
+            limit = 1 if alone else width
+            while len(in_flight) < limit and (alone or queue):
+                case = (alone or queue).popleft()
+                in_flight[self.pool.submit(execute_case, case, settings, threads)] = case
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            if not any(_broken(f) for f in done):
+                for future in done:
+                    yield self._record(future, in_flight.pop(future), settings)
+                continue
+            wait(list(in_flight))  # a broken pool fails every future it holds
+            lost = [c for f, c in in_flight.items() if _broken(f)]
+            finished = [(f, c) for f, c in in_flight.items() if not _broken(f)]
+            in_flight.clear()
+            for future, case in finished:
+                yield self._record(future, case, settings)
+            if len(lost) == 1:
+                yield failed_record(lost[0], settings, self._death_note())
+            else:
+                alone.extend(lost)
+            self._restart()
+
+    def _record(self, future: Future[Any], case: Case, settings: RunSettings) -> dict[str, Any]:
+        """The future's record, or a ``failed`` one when the task itself errored (e.g. Ray)."""
+        try:
+            return future.result()  # type: ignore[no-any-return]
+        except Exception as exc:  # noqa: BLE001 - a Ray worker crash, a result that cannot travel
+            return failed_record(case, settings, f"{type(exc).__name__}: {_one_line(exc)}")
+
+    def _death_note(self) -> str:
+        codes = getattr(self.pool, "exit_codes", lambda: [])()
+        crashes = [c for c in codes if c != -signal.SIGTERM] or codes
+        how = ", ".join(dict.fromkeys(describe_exit(c) for c in crashes)) or "died"
+        return (f"WorkerCrashed: the process running this case {how} (a crash in native code, "
+                "an abort or an out-of-memory kill); the other cases went on")
+
+    def _restart(self) -> None:
+        restart = getattr(self.pool, "restart", None)
+        if restart is not None:
+            restart()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
 
 class LocalExecutor(PoolExecutor):
-    """In-process (``jobs=1``) or a pool of ``jobs`` spawned processes."""
+    """In this process (``jobs=1``), or in spawned worker processes: ``jobs`` of them, or one
+    with ``isolate=True`` (a case that crashes its process is recorded, not fatal)."""
 
-    def __init__(self, jobs: int = 1) -> None:
+    def __init__(self, jobs: int = 1, *, isolate: bool = False) -> None:
         if jobs < 1:
             raise InvalidArgumentError(f"jobs must be >= 1, got {jobs}")
         self.jobs = jobs
-        super().__init__(InlinePool() if jobs == 1 else _LazyProcessPool(jobs))
+        self.isolate = isolate or jobs > 1
+        pool: TaskPool = (ProcessPool(jobs, ignore_interrupts=True) if self.isolate else InlinePool())
+        super().__init__(pool)
 
-
-class _LazyProcessPool:
-    """A ProcessPool started on first submit (so a run with nothing to do starts no workers)."""
-
-    name = "processes"
-
-    def __init__(self, jobs: int) -> None:
-        self.workers = jobs
-        self._pool: ProcessPool | None = None
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        if self._pool is None:
-            self._pool = ProcessPool(self.workers)
-        return self._pool.submit(fn, *args)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "isolate": self.isolate}
 
 
 class RayExecutor(PoolExecutor):
-    """The same jobs on a Ray cluster (``address`` None starts a local one)."""
+    """The same cases on a Ray cluster (``address`` None starts a local one with ``jobs`` CPUs);
+    at most ``jobs`` cases in flight (default: the cluster's CPUs)."""
 
-    def __init__(self, address: str | None = None, num_gpus: float = 0.0, max_retries: int = 2) -> None:
-        super().__init__(RayPool(address, gpus_per_task=num_gpus, max_retries=max_retries))
+    def __init__(self, address: str | None = None, num_gpus: float = 0.0, max_retries: int = 2,
+                 *, jobs: int | None = None) -> None:
+        super().__init__(RayPool(address, jobs=jobs, gpus_per_task=num_gpus, max_retries=max_retries),
+                         width=jobs)
+
+
+def check_jobs(jobs: object) -> int | None:
+    """``jobs`` as an int >= 1 (None: the executor's default), else one-line error."""
+    if jobs is None:
+        return None
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidArgumentError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    return jobs
 
 
 def make_executor(
-    kind: str = "local", *, jobs: int = 1, address: str | None = None, gpus_per_task: float = 0.0
-) -> Executor:
-    """``local`` (with ``jobs`` processes) or ``ray`` (with ``address`` and ``gpus_per_task``)."""
+    kind: str = "local", *, jobs: int | None = None, address: str | None = None,
+    gpus_per_task: float = 0.0, isolate: bool = False,
+) -> PoolExecutor:
+    """``local``: ``jobs`` processes (None or 1: this process, or one child with ``isolate``);
+    ``ray``: a Ray cluster (``address``; a local one gets ``jobs`` CPUs) with at most ``jobs``
+    cases in flight (None: as many as the cluster has CPUs)."""
+    jobs = check_jobs(jobs)
     if kind == "local":
-        return LocalExecutor(jobs)
+        return LocalExecutor(jobs or 1, isolate=isolate)
     if kind == "ray":
-        return RayExecutor(address, num_gpus=gpus_per_task)
+        return RayExecutor(address, num_gpus=gpus_per_task, jobs=jobs)
     raise InvalidArgumentError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
 
 
@@ -341,7 +508,10 @@ __all__ = [
     "RayExecutor",
     "RayPool",
     "TaskPool",
+    "check_jobs",
+    "describe_exit",
     "execute_case",
+    "failed_record",
     "make_executor",
     "make_pool",
 ]

@@ -41,6 +41,19 @@ def make_progress(console: Console) -> Progress:
     )
 
 
+def run_state(run: Any) -> str:
+    """How a run file (:class:`projbench.results.Run`) ended, as ``report`` prints it:
+    ``complete``; ``interrupted`` when it has no ``end`` line (Ctrl-C, SIGTERM, a kill), with
+    the command that continues it; or ``interrupted by an error`` when its ``end`` line says so."""
+    if run.end is None:
+        return f"interrupted (continue it: projbench run --resume {run.path} with the same options)"
+    summary = run.end.get("summary") or {}
+    if summary.get("interrupted"):
+        error = " ".join(str(summary.get("error") or "").split())[:120]
+        return f"interrupted by an error{f' ({error})' if error else ''}"
+    return "complete"
+
+
 def format_value(value: Any) -> str:
     """Compact human formatting: 4 significant digits, bytes and seconds left to the header."""
     if value is None:

@@ -5,7 +5,10 @@ One file per run. Line 1 is the header ``{"type": "run", "schema": 1, "run_id", 
 ``{"type": "case", "key", "suite", "projection", "architecture", "dataset", "params",
 "status", "error", "stats", "samples", "memory", "time"}`` line per finished case; finally
 ``{"type": "end", "time", "summary"}``. Each line is flushed and fsync'ed when written, so a
-crash keeps every finished case; a torn last line is ignored on reading. A run resumes by
+crash keeps every finished case; a torn last line is ignored on reading. A new file is created
+exclusively and opened for append (nothing that exists is ever overwritten). A run stopped by
+an interrupt (Ctrl-C, SIGTERM: ``KeyboardInterrupt``) gets no ``end`` line: a file without one
+is an interrupted run, to be continued with ``projbench run --resume``. A run resumes by
 reopening its file: a ``resume`` header line is appended and cases whose ``key`` is already
 recorded (status ``ok`` or ``diverged``) are skipped by the caller
 (:meth:`ResultsWriter.completed_keys`); ``failed`` and ``skipped`` cases are measured again and
@@ -114,6 +117,7 @@ def environment_info() -> dict[str, Any]:
             "python": platform.python_version(),
             "cpu": cpu,
             "cpu_count": os.cpu_count(),
+            "load_avg": _load_avg(),
             "torch_threads": torch.get_num_threads(),
         },
         "torch": torch.__version__,
@@ -121,6 +125,14 @@ def environment_info() -> dict[str, Any]:
         "cpu_allocator": allocator_info(),
         "plugins": plugin_versions(),
     }
+
+
+def _load_avg() -> list[float] | None:
+    """1, 5 and 15-minute load averages when the header is written (None where unknown)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def plugin_versions() -> dict[str, str]:
@@ -154,11 +166,14 @@ class ResultsWriter:
                 self._write({"type": "resume", "time": _now(), "config": config, **env})
             else:
                 self.run_id = uuid.uuid4().hex[:12]
-                self._fh = self.path.open("w", encoding="utf-8")
+                self._fh = _create_for_append(self.path)
                 self._write(
                     {"type": "run", "schema": SCHEMA_VERSION, "run_id": self.run_id, "time": _now(),
                      **env, "config": config}
                 )
+        except FileExistsError:
+            raise ResultsFileError(f"{self.path} exists already; resume it with --resume {self.path} "
+                                   "or choose another path") from None
         except OSError as exc:
             raise ResultsFileError(f"cannot write results file {self.path}: {_os_reason(exc)}") from None
         self.cases_written = 0
@@ -194,11 +209,25 @@ class ResultsWriter:
     def __enter__(self) -> ResultsWriter:
         return self
 
+    def abandon(self) -> None:
+        """Close the file without an ``end`` line: the run was interrupted and can be resumed."""
+        if not self._fh.closed:
+            self._fh.close()
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.close()
+        elif isinstance(exc, KeyboardInterrupt):  # Ctrl-C / SIGTERM: interrupted, no end line
+            self.abandon()
         else:  # keep every finished case; mark the run as not ended cleanly
             self.close({"interrupted": True, "error": repr(exc)})
+
+
+def _create_for_append(path: Path) -> Any:
+    """A new file at ``path``, opened for append; ``FileExistsError`` if it exists already."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
+                 0o644)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _os_reason(exc: OSError) -> str:
@@ -229,6 +258,12 @@ class Run:
     @property
     def complete(self) -> bool:
         return self.end is not None
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before its end: no ``end`` line (Ctrl-C, SIGTERM, a kill), or an ``end`` line
+        that says the run was cut short by an error."""
+        return self.end is None or bool((self.end.get("summary") or {}).get("interrupted"))
 
     @property
     def run_id(self) -> str | None:

@@ -3,8 +3,9 @@
 :func:`run_benchmark` checks everything it can before any case runs, so a mistake costs a
 one-line error instead of a file of failed cases:
 
-1. names: projections and suites must be registered (repeats are dropped, order kept) and at
-   least one suite must be registered at all;
+1. names and numbers: projections and suites must be registered (repeats are dropped, order
+   kept), at least one suite must be registered at all, the seed must lie in
+   :data:`projbench.projection.SEED_RANGE` and ``threads`` must be >= 1;
 2. options: every ``-o`` option must be taken by some selected projection, and each projection
    is constructed once at a tiny size with the options it accepts, so its own validation
    (e.g. ``q`` in (0, 1]) speaks, with its full message;
@@ -16,6 +17,13 @@ one-line error instead of a file of failed cases:
 Every case key covers what changes its result (:func:`projbench.suites.case_identity`): seed,
 dtype, device, the options the projection accepts and the plugin that registered it.
 Cases already finished (``ok``/``diverged``) are reused; ``failed`` and ``skipped`` run again.
+
+While it writes, a run holds an exclusive lock on its file (:class:`projbench.locking.FileLock`,
+a ``.lock`` file beside it): a second ``run --resume`` of the same file is refused with one line
+naming the holder. Each record is written the moment its case finishes. An interrupt
+(``KeyboardInterrupt``: Ctrl-C, or :class:`RunInterrupted` raised by the command line's
+SIGTERM handler) stops the workers, keeps every finished case and leaves the file without an
+``end`` line, so ``report`` calls it interrupted and ``run --resume`` continues it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +40,7 @@ from typing import Any
 
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.executors import Executor, LocalExecutor
+from projbench.locking import FileLock, LockedError
 from projbench.manager import DISABLE_ENV, get_registry
 from projbench.results import DONE_STATUSES, ResultsFileError, ResultsWriter, Run, _jsonable, read_run
 from projbench.suites import RESULT_SETTINGS, Case, RunSettings, case_identity
@@ -43,6 +53,15 @@ class ProjectionCheckError(InvalidArgumentError):
     """A projection failed the contract checks that ``projbench run`` applies before measuring."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """The run was asked to stop by signal ``signum`` (raised by the command line's handler;
+    a ``KeyboardInterrupt``, so nothing that catches ``Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @dataclass
 class RunResult:
     """What a finished run produced: its file, every record (old and new), counts by status."""
@@ -53,10 +72,23 @@ class RunResult:
     wall_s: float = 0.0
 
     def unstable(self) -> int:
-        """Cases whose timings are flagged ``unstable`` (spread too wide to trust)."""
+        """Cases whose timings are flagged ``unstable`` (spread too wide, or a loaded machine)."""
         from projbench.metrics.timing import count_unstable
 
         return count_unstable(self.records)
+
+    def loaded(self) -> int:
+        """Cases timed while the machine was loaded (load per CPU above the limit)."""
+        from projbench.metrics.timing import count_loaded
+
+        return count_loaded(self.records)
+
+    def max_load_per_cpu(self) -> float | None:
+        """The highest 1-minute load per CPU recorded beside a timed case (None: none recorded)."""
+        loads = [r["stats"]["load_per_cpu"] for r in self.records
+                 if isinstance(r.get("stats"), dict)
+                 and isinstance(r["stats"].get("load_per_cpu"), int | float)]
+        return max(loads) if loads else None
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -126,9 +158,37 @@ def check_projection_contracts(names: list[str], settings: RunSettings) -> None:
             ) from None
 
 
+def check_run_seed(seed: object) -> int:
+    """``seed`` as an int within :data:`projbench.projection.SEED_RANGE` (what every projection
+    and generator accepts), else one line that gives the range."""
+    from projbench.projection import SEED_RANGE
+
+    lo, hi = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not lo <= seed <= hi:
+        raise InvalidArgumentError(f"--seed must be an integer in [-2**63, 2**63 - 1], got {seed!r}")
+    return seed
+
+
+def check_threads(threads: object) -> int | None:
+    """``threads`` (torch threads for the cases) as an int >= 1, or None (torch's default)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidArgumentError(f"--threads must be an integer >= 1, got {threads!r}")
+    return threads
+
+
+def timing_suites(suites: list[str]) -> list[str]:
+    """Those of ``suites`` whose numbers are times (run one case at a time)."""
+    from projbench.metrics.timing import is_timing_suite
+
+    return [name for name in suites if is_timing_suite(name)]
+
+
 def plan_cases(projections: list[str], suites: list[str], settings: RunSettings) -> list[Case]:
-    """Validate names and options and expand the selected suites into cases (repeated names
-    are dropped); each case's ``identity`` is filled, so its key covers the run's settings."""
+    """Validate names, seed and options and expand the selected suites into cases (repeated
+    names are dropped); each case's ``identity`` is filled, so its key covers the run's settings."""
+    check_run_seed(settings.seed)
     projections, suites = unique(projections), unique(suites)
     if not projections:
         raise InvalidArgumentError("choose at least one projection with --proj (see `projbench list`)")
@@ -186,6 +246,19 @@ def default_run_path(out_dir: str | Path) -> Path:
     return path
 
 
+def lock_run_file(path: Path) -> FileLock:
+    """Hold ``path`` exclusively (creating its folder); one line when it cannot be locked:
+    :class:`LockedError` naming the holder, or why the folder cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path, what=f"run file {path}").acquire()
+    except LockedError:
+        raise
+    except (OSError, InvalidArgumentError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+        raise ResultsFileError(f"cannot write results file {path}: {reason}") from None
+
+
 def run_benchmark(
     projections: list[str],
     suites: list[str],
@@ -197,47 +270,77 @@ def run_benchmark(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = True,
     check_contracts: bool = True,
+    threads: int | None = None,
 ) -> RunResult:
-    """Run ``suites`` × ``projections`` and record to ``path``.
+    """Run ``suites`` × ``projections`` and record to ``path``, each case as it finishes.
 
     An existing ``path`` is resumed (``resume=True``) or refused (``resume=False``).
     Everything listed in the module docstring is checked before ``on_start`` is called and
     before the file is touched; ``on_start(n)`` receives the number of cases to measure.
+    ``threads``: torch threads for the cases (None: torch's default), recorded in the header.
+    An interrupt leaves the file without an ``end`` line and propagates.
     """
+    from projbench.metrics.timing import max_load_per_cpu
+
     projections, suites = unique(projections), unique(suites)
+    threads = check_threads(threads)
+    max_load_per_cpu()  # a bad PROJBENCH_MAX_LOAD_PER_CPU is one line now, not a failed case
     cases = plan_cases(projections, suites, settings)
     path = Path(path)
     executor = executor or LocalExecutor()
-    config = {"projections": projections, "suites": suites, "settings": asdict(settings)}
-    existing: Run | None = None
-    if path.exists():
-        if not resume:
-            raise ResultsFileError(
-                f"{path} exists already; resume it with --resume {path} or choose another path")
-        existing = read_run(path, strict=True)
-        check_resumable(existing, settings)
-    done = {c["key"]: c for c in (existing.cases if existing else []) if c["status"] in DONE_STATUSES}
-    todo = [c for c in cases if c.key not in done]
-    if check_contracts:
-        check_projection_contracts(unique([c.projection for c in todo if c.projection in projections]),
-                                   settings)
+    describe = getattr(executor, "describe", None)
+    config = {"projections": projections, "suites": suites, "settings": asdict(settings),
+              "threads": threads, "executor": describe() if describe is not None else None}
+    with ExitStack() as held:
+        existing: Run | None = None
+        if path.exists():
+            if not resume:
+                raise ResultsFileError(
+                    f"{path} exists already; resume it with --resume {path} or choose another path")
+            held.callback(lock_run_file(path).release)  # before reading: no other writer now
+            existing = read_run(path, strict=True)
+            check_resumable(existing, settings)
+        done = {c["key"]: c for c in (existing.cases if existing else []) if c["status"] in DONE_STATUSES}
+        todo = [c for c in cases if c.key not in done]
+        if check_contracts:
+            check_projection_contracts(unique([c.projection for c in todo if c.projection in projections]),
+                                       settings)
+        if existing is None:  # a new file: nothing is created until every check has passed
+            held.callback(lock_run_file(path).release)
+        result = RunResult(path=path)
+        wanted = {c.key for c in cases}
+        result.records.extend(r for k, r in done.items() if k in wanted)
+        result.skipped_existing = len(result.records)
+        _record_cases(path, config, todo, settings, executor, result, resume=existing is not None,
+                      threads=threads, on_start=on_start, on_record=on_record)
+    return result
+
+
+def _record_cases(path: Path, config: dict[str, Any], todo: list[Case], settings: RunSettings,
+                  executor: Executor, result: RunResult, *, resume: bool, threads: int | None,
+                  on_start: Callable[[int], None] | None,
+                  on_record: Callable[[dict[str, Any]], None] | None) -> None:
+    """Run ``todo`` on ``executor`` and append each record to ``path`` the moment it arrives;
+    the ``end`` line (with the summary) only when every case has finished."""
     start = time.perf_counter()
-    result = RunResult(path=path)
-    wanted = {c.key for c in cases}
-    result.records.extend(r for k, r in done.items() if k in wanted)
-    result.skipped_existing = len(result.records)
-    with ResultsWriter(path, config=config, resume=True) as writer:
+    with ResultsWriter(path, config=config, resume=resume) as writer:
         if on_start is not None:
             on_start(len(todo))
         identities = {c.key: c.identity for c in todo}
-        for record in executor.map(todo, settings):
-            record.setdefault("identity", identities.get(str(record.get("key")), {}))  # what the key covers
-            writer.write_case(record)
-            result.records.append(record)
-            if on_record is not None:
-                on_record(record)
+        records = executor.map(todo, settings, threads=threads)
+        try:
+            for record in records:
+                record.setdefault("identity", identities.get(str(record.get("key")), {}))
+                writer.write_case(record)
+                result.records.append(record)
+                if on_record is not None:
+                    on_record(record)
+        finally:  # an interrupt: stop the executor's workers now, not when garbage is collected
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
         result.wall_s = time.perf_counter() - start
         writer.close({"cases": len(result.records), "by_status": result.counts(),
                       "wall_s": result.wall_s, "resumed_cases": result.skipped_existing,
-                      "unstable_cases": result.unstable()})
-    return result
+                      "unstable_cases": result.unstable(), "loaded_cases": result.loaded(),
+                      "max_load_per_cpu": result.max_load_per_cpu()})

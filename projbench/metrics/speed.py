@@ -16,6 +16,14 @@ name: ``{op}_ms`` (median per call), ``{op}_iqr_ms``, ``{op}_q1_ms``, ``{op}_q3_
 (calls per sample); the raw per-call samples in seconds are in the record's ``samples``
 (``{op}_s``). ``unstable`` is true when any op is (spread above
 :data:`~projbench.metrics.timing.UNSTABLE_REL_IQR`); ``unstable_ops`` names them.
+
+**Load.** Beside each case the suite records the machine's load average before and after
+the timing and the CPU count (:func:`~projbench.metrics.timing.load_stats`: ``load_avg_start``,
+``load_avg_end``, ``cpu_count``, ``load_per_cpu``, ``load_limit_per_cpu``, ``loaded``) and the
+torch ``threads``. A case timed while the 1-minute load per CPU was above the limit (1.0 by
+default) is ``loaded``: every op is flagged unstable, whatever its spread (other processes
+slow every sample alike), and ``unstable_ops`` ends with ``load X/CPU``. The suite declares
+``timing = True``: ``projbench run`` never runs two of its cases at once.
 Throughput ``forward_Mel_s`` is batch·D output entries per second / 10⁶; ``forward_vec_s`` is
 projected vectors per second.
 
@@ -49,6 +57,8 @@ from projbench.metrics.timing import (
     available_memory_bytes,
     build_projection,
     device_unavailable,
+    load_stats,
+    measure_load,
     time_callable,
 )
 from projbench.suites import Case, CaseOutcome, RunSettings
@@ -131,6 +141,19 @@ def measure_speed(P: Any, batch: int, *, seed: int = 0, quick: bool = True,
     return stats
 
 
+def flag_loaded(stats: dict[str, Any], ops: tuple[str, ...] = OPS) -> None:
+    """Mark every timed op of ``stats`` unstable when the case ran on a loaded machine
+    (``stats["loaded"]``); ``unstable_ops`` then ends with ``load X/CPU``."""
+    if stats.get("loaded") is not True:
+        return
+    timed = [op for op in ops if f"{op}_unstable" in stats]
+    for op in timed:
+        stats[f"{op}_unstable"] = True
+    spread = [op for op in str(stats.get("unstable_ops") or "").split(",") if op]
+    stats["unstable"] = True
+    stats["unstable_ops"] = ",".join([*spread, f"load {stats.get('load_per_cpu')}/CPU"])
+
+
 def working_bytes(D: int, d: int, batch: int, dtype: torch.dtype) -> int:
     """Rough upper estimate of the tensors one case touches: ~8 buffers of batch·L entries,
     L = 2^⌈log₂ max(D, d)⌉ (Hadamard-based projections pad to L)."""
@@ -142,6 +165,7 @@ class SpeedSuite:
     """Forward / adjoint / backward time per projection over (D, d, batch) at the run's device/dtype."""
 
     name: ClassVar[str] = "speed"
+    timing: ClassVar[bool] = True  # never two cases at once
     description: ClassVar[str] = (
         "forward, adjoint and backward time (median, IQR; CUDA-synchronised) over (D, d, batch); "
         "throughput; scaling exponent in D from the records"
@@ -194,7 +218,10 @@ class SpeedSuite:
         stats: dict[str, Any] = {"D": D, "d": d, "batch": batch, "dtype": str(p.get("dtype")),
                                  "device": device, "threads": torch.get_num_threads()}
         samples: dict[str, list[float]] = {}
+        before = measure_load()
         stats.update(measure_speed(P, batch, seed=settings.seed, quick=settings.quick, samples=samples))
+        stats.update(load_stats(before, measure_load()))
+        flag_loaded(stats)
         return CaseOutcome(stats=stats, samples=samples)
 
     def figure(self, records: list[dict[str, Any]]) -> Figure | None:

@@ -18,10 +18,24 @@ it must not enter a scaling fit. The raw samples are kept so a reader can judge.
 With ``setup`` (a callable run before every call, untimed; its return value is passed to
 ``fn``) each sample is one call timed with ``time.perf_counter`` (torch's Timer cannot run
 untimed code between calls).
+
+**Machine load.** A narrow spread does not prove a quiet machine: other processes can slow
+every sample alike. :func:`measure_load` reads the load average (``os.getloadavg``: the
+number of threads running or waiting for a CPU, averaged over 1, 5 and 15 minutes) before
+and after a measurement, and :func:`load_stats` flags the measurement ``loaded`` when the
+1-minute load per CPU, at either reading, is above :data:`MAX_LOAD_PER_CPU` (1.0: more
+threads wanted a CPU than there are CPUs, so some waited while the clock ran; the
+``PROJBENCH_MAX_LOAD_PER_CPU`` environment variable sets another limit). The 1-minute
+average lags: a load that began seconds ago is not fully counted yet.
+
+A suite whose numbers are times declares ``timing = True``; :func:`is_timing_suite` tells the
+executors, which never run two of its cases at once.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +50,10 @@ from projbench.errors import InvalidArgumentError
 UNSTABLE_REL_IQR = 0.25
 #: fewer samples than this cannot show their spread: also ``unstable``
 MIN_STABLE_SAMPLES = 3
+#: 1-minute load average per CPU above which a measurement is flagged ``loaded`` (unstable)
+MAX_LOAD_PER_CPU = 1.0
+#: environment variable that overrides :data:`MAX_LOAD_PER_CPU`
+MAX_LOAD_ENV = "PROJBENCH_MAX_LOAD_PER_CPU"
 
 
 @dataclass
@@ -98,6 +116,62 @@ def count_unstable(records: Iterable[Mapping[str, Any]]) -> int:
         if isinstance(stats, Mapping) and stats.get("unstable") is True:
             n += 1
     return n
+
+
+def count_loaded(records: Iterable[Mapping[str, Any]]) -> int:
+    """How many case records were measured on a loaded machine (``stats.loaded`` is true)."""
+    return sum(1 for r in records if isinstance(r.get("stats"), Mapping) and r["stats"].get("loaded") is True)
+
+
+def is_timing_suite(name: str) -> bool:
+    """Whether the registered suite ``name`` measures time (declares ``timing = True``)."""
+    from projbench.errors import UnknownNameError
+    from projbench.manager import get_registry
+
+    try:
+        suite = get_registry("suites").get(name)
+    except UnknownNameError:
+        return False
+    return getattr(suite, "timing", False) is True
+
+
+def measure_load() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages now (``os.getloadavg``), None where unknown."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def max_load_per_cpu() -> float:
+    """The load limit per CPU: :data:`MAX_LOAD_ENV` when set (a number >= 0), else the default."""
+    raw = os.environ.get(MAX_LOAD_ENV, "").strip()
+    if not raw:
+        return MAX_LOAD_PER_CPU
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        raise InvalidArgumentError(f"{MAX_LOAD_ENV} must be a number >= 0, got {raw!r}")
+    return value
+
+
+def load_stats(before: list[float] | None, after: list[float] | None,
+               limit: float | None = None) -> dict[str, Any]:
+    """What the machine's load was while a measurement ran, for the case's stats.
+
+    ``load_avg_start``/``load_avg_end``: load averages (1, 5, 15 min) before and after;
+    ``cpu_count``; ``load_per_cpu``: the larger 1-minute reading divided by the CPUs;
+    ``load_limit_per_cpu`` and ``loaded`` (``load_per_cpu`` above it). Unknown load: not loaded.
+    """
+    limit = max_load_per_cpu() if limit is None else limit
+    cpus = os.cpu_count() or 1
+    readings = [r[0] for r in (before, after) if r]
+    per_cpu = max(readings) / cpus if readings else None
+    return {"load_avg_start": before, "load_avg_end": after, "cpu_count": cpus,
+            "load_per_cpu": None if per_cpu is None else round(per_cpu, 3),
+            "load_limit_per_cpu": limit, "loaded": per_cpu is not None and per_cpu > limit}
 
 
 def synchronize(device: torch.device | str | None) -> None:
