@@ -185,6 +185,12 @@ def make_model(arch: str, dataset: str, *, seed: int | None = None, **options: A
     generator, applied at CUDA's lazy initialisation and never undone.) The built-ins create
     their tensors on the CPU, so the same seed gives the same θ₀ on every machine with the same
     torch version.
+
+    A model built with a ``seed`` (``arch`` given by name) carries its origin, a
+    :class:`projbench.export.ModelOrigin` (arch, dataset, seed, the options with their
+    defaults), so that ``SubspaceModel(make_model(...), ...)`` can be exported as names, seeds
+    and θ_d (:func:`projbench.export.origin_of` reads it). Without a seed the initialisation is
+    not reproducible and the model carries none.
     """
     import torch
 
@@ -198,7 +204,20 @@ def make_model(arch: str, dataset: str, *, seed: int | None = None, **options: A
         torch.random.default_generator.manual_seed(seed)
         for index in cuda:
             torch.cuda.default_generators[index].manual_seed(seed)
-        return _build(spec, dataset, resolved)
+        model = _build(spec, dataset, resolved)
+    return _with_origin(model, arch, dataset, seed, resolved)
+
+
+def _with_origin(
+    model: nn.Module, arch: str | Architecture, dataset: str, seed: int, options: dict[str, Any]
+) -> nn.Module:
+    """``model`` with its :class:`~projbench.export.ModelOrigin` attached when ``arch`` is a
+    registry name (an :class:`Architecture` object need not be rebuildable by name)."""
+    if not isinstance(arch, str):
+        return model
+    from projbench.export import ModelOrigin, attach_origin
+
+    return attach_origin(model, ModelOrigin(arch, dataset, seed, dict(options)))
 
 
 def count_parameters_for(arch: str, dataset: str, **options: Any) -> int:

@@ -114,6 +114,27 @@ class ModelOrigin:
         return make_model(self.architecture, self.dataset, seed=self.model_seed, **dict(self.options))
 
 
+#: the attribute under which :func:`projbench.make_model` leaves a model's :class:`ModelOrigin`
+ORIGIN_ATTRIBUTE = "projbench_origin"
+
+
+def attach_origin(model: nn.Module, origin: ModelOrigin) -> nn.Module:
+    """Record on ``model`` that θ₀ = the parameters ``origin.build()`` gives; returns ``model``.
+
+    A plain attribute (not a parameter or buffer): it survives ``.to()``, ``.double()`` and
+    ``copy.deepcopy`` and never enters the state_dict. Whether the parameters are still θ₀ when
+    the model is exported is checked then (the θ₀ fingerprint), not here.
+    """
+    object.__setattr__(model, ORIGIN_ATTRIBUTE, origin)
+    return model
+
+
+def origin_of(model: nn.Module) -> ModelOrigin | None:
+    """The :class:`ModelOrigin` that :func:`attach_origin` left on ``model``, else None."""
+    origin = model.__dict__.get(ORIGIN_ATTRIBUTE)
+    return origin if isinstance(origin, ModelOrigin) else None
+
+
 #: θ₀ recipes: kind -> fn(model, recipe) that changes ``model``'s parameters in place
 Theta0Recipe = Callable[[nn.Module, Mapping[str, Any]], None]
 _THETA0_RECIPES: dict[str, Theta0Recipe] = {}
@@ -229,9 +250,10 @@ def subspace_payload(
 ) -> bytes:
     """The bytes :meth:`SubspaceModel.export` writes (see the module docstring for the format).
 
-    Raises :class:`InvalidArgumentError` when ``sm`` has no :class:`ModelOrigin` (build it with
-    :meth:`SubspaceModel.from_names` or set ``sm.origin``), or when θ₀ is not reproducible from
-    the origin and neither ``include_theta0`` nor a ``theta0_recipe`` is given.
+    Raises :class:`InvalidArgumentError` when ``sm`` has no :class:`ModelOrigin` (wrap a model
+    from ``make_model(..., seed=N)``, build it with :meth:`SubspaceModel.from_names` or set
+    ``sm.origin``), or when θ₀ is not reproducible from the origin and neither
+    ``include_theta0`` nor a ``theta0_recipe`` is given.
     """
     from projbench import __version__
 
@@ -239,7 +261,8 @@ def subspace_payload(
     if origin is None:
         raise InvalidArgumentError(
             "this SubspaceModel does not know which architecture, dataset and seed built its "
-            "model: create it with SubspaceModel.from_names(...) or set .origin = ModelOrigin(...)"
+            "model: wrap a model from make_model(arch, dataset, seed=N), create it with "
+            "SubspaceModel.from_names(...) or set .origin = ModelOrigin(...)"
         )
     recipe = theta0_recipe if theta0_recipe is not None else origin.theta0_recipe
     if recipe is not None:

@@ -36,8 +36,9 @@ stored recipe when it differs from the current one. θ₀ is stored even though 
 from the model's seed: D floats are cheap, and a checkpoint is then self-contained.
 
 **Shipping** (:meth:`SubspaceModel.export`, :func:`projbench.load_subspace`): a model built by
-:meth:`SubspaceModel.from_names` knows its :class:`~projbench.export.ModelOrigin` (architecture,
-dataset, model seed, options), so θ₀ and P need not travel: the file holds names, seeds, θ_d and
+:meth:`SubspaceModel.from_names`, or wrapping one from ``make_model(..., seed=N)``, knows its
+:class:`~projbench.export.ModelOrigin` (architecture, dataset, model seed, options), so θ₀ and P
+need not travel: the file holds names, seeds, θ_d and
 the buffers, :meth:`ship_bytes` bytes against :func:`state_dict_bytes` for the full model.
 """
 
@@ -55,7 +56,7 @@ from torch import nn
 from torch.func import functional_call
 
 from projbench.errors import InvalidArgumentError
-from projbench.export import ModelOrigin
+from projbench.export import ModelOrigin, origin_of
 from projbench.projection import Projection, make_projection
 
 STATE_VERSION = 1
@@ -236,8 +237,9 @@ class SubspaceModel(nn.Module):
         self.theta_d = nn.Parameter(torch.zeros(d, dtype=dtype, device=dev))
         self._recipe: dict[str, Any] = {}
         self._build_projections(projection, seed, per_layer, dict(projection_options))
-        #: how θ₀ was made (architecture, dataset, model seed…); needed by :meth:`export`
-        self.origin: ModelOrigin | None = None
+        #: how θ₀ was made (architecture, dataset, model seed…); needed by :meth:`export`. A
+        #: model from ``make_model(..., seed=N)`` brings its own (:func:`origin_of`)
+        self.origin: ModelOrigin | None = origin_of(model)
 
     @classmethod
     def from_names(
@@ -395,7 +397,8 @@ class SubspaceModel(nn.Module):
         """Write the few numbers that rebuild this model to ``path`` (:mod:`projbench.export`):
         names, options and seeds, θ_d and the wrapped model's buffers. Returns the bytes written.
 
-        Needs :attr:`origin` (:meth:`from_names` sets it). θ₀ must be what the origin builds,
+        Needs :attr:`origin` (:meth:`from_names` sets it; a model from
+        ``make_model(..., seed=N)`` brings it). θ₀ must be what the origin builds,
         unless ``include_theta0=True`` (θ₀ stored too: D more numbers) or a ``theta0_recipe``
         (see :func:`projbench.export.register_theta0_recipe`) says how to redo it. Reload with
         :func:`projbench.load_subspace`.

@@ -140,6 +140,8 @@ def study(
     _check_names(spec)
     console = stderr_console()
     if dry_run:
+        from projbench.study.plan import executor_workers, plan_pair, plan_table, summary_lines
+
         console.print(
             f"study {spec.name}: {len(spec.pairs)} pairs, {len(spec.projections)} projections, "
             f"{len(spec.seeds)} seeds, {len(spec.variants())} variants, ~{spec.run_count()} runs"
@@ -148,6 +150,12 @@ def study(
             click.echo(
                 f"{pair.label}\t{','.join(pair.projections)}\t{pair.search}\t{pair.recipe}\t{pair.run}"
             )
+        console.print("measuring a few steps per pair on this machine (a few seconds each)…")
+        plans = [plan_pair(spec, i, data_dir) for i in range(len(spec.pairs))]
+        console.print(plan_table(plans))
+        workers = executor_workers(executor, jobs, address, cpus_per_task, gpus_per_task)
+        for line in summary_lines(plans, workers, executor, jobs):
+            console.print(line, highlight=False, markup=False)
         return
     if not out_dir:
         raise click.UsageError("--out DIR is required (the study folder)")
