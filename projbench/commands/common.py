@@ -1,16 +1,30 @@
-"""Options and output shared by ``study`` and ``intrinsic-dim``: executors, progress, the table."""
+"""Options and output shared by ``study`` and ``intrinsic-dim``: executors, progress, the table,
+and how a command stops on a signal.
+
+Signals: :func:`stops_on_signals` makes SIGINT (Ctrl-C), SIGTERM and SIGHUP end a command with
+one line and the exit status 128 + the signal; the command stops its workers first
+(:func:`stop_pool`). Process-pool workers start with SIGINT and SIGHUP blocked
+(:class:`ShieldedPool`): a terminal sends them to the whole process group, and the driver, not
+each worker, decides how to stop. Handlers are installed by command entry points only.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
+import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from projbench.errors import InvalidArgumentError
+from projbench.errors import InvalidArgumentError, ProjbenchError
 
 
 def executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,24 +96,224 @@ def check_fwht_backend(name: str | None) -> str | None:
     return name
 
 
+#: how long to wait for a Ray cluster given by --address to answer, unless told otherwise
+DEFAULT_RAY_TIMEOUT_S = 30.0
+RAY_TIMEOUT_ENV = "PROJBENCH_RAY_TIMEOUT"
+#: the signals that stop a command cleanly (those a platform lacks are left out)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+#: the signals a terminal sends to a whole process group, which workers leave to the driver
+SHIELDED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGHUP") if hasattr(signal, n))
+INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
+
+
+def ray_timeout_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--ray-timeout SECONDS`` (env ``PROJBENCH_RAY_TIMEOUT``)."""
+    return click.option(
+        "--ray-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"How long to wait for the Ray cluster at --address to answer "
+        f"[env {RAY_TIMEOUT_ENV}; default {DEFAULT_RAY_TIMEOUT_S:g}].",
+    )(func)
+
+
+def ray_timeout(value: float | None = None) -> float:
+    """``value``, else ``$PROJBENCH_RAY_TIMEOUT``, else :data:`DEFAULT_RAY_TIMEOUT_S`: a positive
+    number of seconds."""
+    where, raw = "--ray-timeout", str(value)
+    if value is None:
+        where, raw = RAY_TIMEOUT_ENV, os.environ.get(RAY_TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_RAY_TIMEOUT_S
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgumentError(f"{where} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _ray_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``; None for ``auto``."""
+    if address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgumentError(f"--address must be HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def wait_for_ray(address: str, timeout: float) -> None:
+    """Return once the Ray cluster at ``address`` accepts a connection; one line when it has not
+    within ``timeout`` seconds (connection attempts repeat, so a cluster that is starting counts)."""
+    endpoint = _ray_endpoint(address)
+    if endpoint is None:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection(endpoint, timeout=max(0.1, min(left, 5.0))):
+                return
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+        if deadline - time.monotonic() <= 0:
+            raise InvalidArgumentError(
+                f"no Ray cluster answers at {address} within {timeout:g} s ({reason}); start it "
+                "(`ray start --head`), fix --address, or wait longer with --ray-timeout"
+            )
+        time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, message: str) -> Iterator[None]:
+    """End the process with ``message`` (one line) if the block has not finished in ``seconds``:
+    for a third-party call that neither returns nor takes a signal (Ray's connection loop)."""
+
+    def give_up() -> None:
+        click.echo(f"Error: {message}", err=True)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+@contextlib.contextmanager
+def _blocked(signals: tuple[int, ...]) -> Iterator[None]:
+    """Block ``signals`` in this thread for the block (a signal that arrives meanwhile is
+    delivered afterwards); processes started inside keep them blocked."""
+    if not signals or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class ShieldedPool:
+    """A process pool whose workers start with :data:`SHIELDED_SIGNALS` blocked: a terminal's
+    Ctrl-C or hang-up reaches every process of the group, and the driver stops the workers
+    itself (:func:`stop_pool`). Everything else is the wrapped pool's."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with _blocked(SHIELDED_SIGNALS):  # workers are spawned while tasks are submitted
+            return self._pool.submit(fn, *args)
+
+
 def make_pool_from(
-    executor: str, jobs: int, address: str | None, cpus_per_task: float, gpus_per_task: float
+    executor: str,
+    jobs: int,
+    address: str | None,
+    cpus_per_task: float,
+    gpus_per_task: float,
+    *,
+    connect_timeout: float | None = None,
 ) -> Any:
+    """The pool the executor options ask for. A Ray ``address`` must answer within
+    ``connect_timeout`` seconds (default: :func:`ray_timeout`), else one line."""
     from projbench.executors import make_pool
 
-    return make_pool(
-        executor, jobs=jobs, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task
-    )
+    def start() -> Any:
+        return make_pool(
+            executor, jobs=jobs, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task
+        )
+
+    if executor == "ray" and address:
+        timeout = ray_timeout(connect_timeout)
+        wait_for_ray(address, timeout)
+        late = (
+            f"the Ray cluster at {address} did not finish connecting within {timeout:g} s; check it "
+            "with `ray status`, or wait longer with --ray-timeout"
+        )
+        with _deadline(timeout, late):
+            pool = start()
+    else:
+        pool = start()
+    return ShieldedPool(pool) if getattr(pool, "name", "") == "processes" else pool
+
+
+def stop_pool(pool: Any) -> None:
+    """Stop a pool's workers now (what runs is lost; finished runs are already recorded)."""
+    if pool is None:
+        return
+    terminate = getattr(pool, "terminate", None)
+    (terminate or pool.close)()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by signal ``signum``; a ``KeyboardInterrupt``, so nothing that catches
+    ``Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """While the block runs, the first of :data:`STOP_SIGNALS` raises :class:`Interrupted` in the
+    main thread; later ones are ignored while the block cleans up. Previous handlers come back."""
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not fired:
+            fired.append(signum)
+            raise Interrupted(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stops_on_signals(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A command that SIGINT, SIGTERM or SIGHUP ends with :data:`INTERRUPTED_MESSAGE` (one line,
+    no "Aborted!") and exit status 128 + the signal. The command stops its own workers (its
+    ``KeyboardInterrupt`` handling); a study folder keeps every finished run."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with _signals_interrupt():
+                return func(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            click.echo(INTERRUPTED_MESSAGE, err=True)
+            raise SystemExit(128 + int(getattr(exc, "signum", signal.SIGINT))) from None
+
+    return wrapper
 
 
 class RunProgress:
     """A rich progress line per finished run, with the count of runs and an ETA from the
-    study's estimated run count."""
+    study's estimated run count. On a terminal the line is live (and erased when an error or
+    an interrupt ends the block, whose own line says what happened); in a log it is written
+    once, when the block completes."""
 
     def __init__(self, console: Any, estimate: str) -> None:
         from projbench.report import make_progress
 
+        self.console = console
         self.progress = make_progress(console)
+        self.progress.disable = not console.is_terminal
         high = int(estimate.split("-")[-1])
         self.high = high
         self.task = self.progress.add_task("runs", total=high, current=f"~{estimate} runs planned")
@@ -111,7 +325,11 @@ class RunProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.progress.live.transient = True
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
+        if exc[0] is None and self.progress.disable:
+            self.console.print(self.progress.make_tasks_table(self.progress.tasks))
 
     def __call__(self, record: dict[str, Any], spec: Any) -> None:
         self.done += 1
@@ -131,81 +349,123 @@ class RunProgress:
         )
 
 
-def print_outcome(
-    outcome: Any, console: Any, *, fmt: str, reference: str | None, figures: Path | None, title: str
-) -> list[Path]:
-    """The table (stderr for ``table``, stdout for md/csv/html) and figures (paths returned);
-    studies with axes also get the robustness table, studies that measure stability the
-    stability tables."""
+def _extra_tables(outcome: Any, rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], Any]]:
+    """(title, rows, columns) of the tables printed after the main one: robustness across
+    variants, stability per d and its summary, and d_int90 at each evaluated budget."""
+    from projbench.study.budget import BUDGET_COLUMNS, budget_rows
     from projbench.study.report import (
         ROBUSTNESS_COLUMNS,
         STABILITY_COLUMNS,
         STABILITY_SUMMARY_COLUMNS,
-        add_reference,
-        read_reference,
-        render,
-        rich_table,
         robustness_rows,
-        simple_table,
-        stability_figure,
         stability_summary,
-        write_figures,
     )
+
+    out: list[tuple[str, list[dict[str, Any]], Any]] = []
+    robust = robustness_rows(rows) if outcome.spec.axes else []
+    if robust:
+        out.append(("robustness of d_int90 across the study's variants", robust, ROBUSTNESS_COLUMNS))
+    srows = outcome.engine.stability_rows() if outcome.spec.measure else []
+    if srows:
+        out.append(("stability per evaluated d", srows, STABILITY_COLUMNS))
+        out.append(("where training becomes unstable", stability_summary(srows), STABILITY_SUMMARY_COLUMNS))
+    brows = budget_rows(outcome.engine)
+    if len({r["epochs"] for r in brows}) > 1:
+        exact = {r["method"] for r in brows} == {"grid"}
+        how = (
+            "exact on the grid"
+            if exact
+            else "from the d values the bisection visited; bracket hi/lo says how finely"
+        )
+        out.append((f"d_int90 at each evaluated budget ({how})", brows, BUDGET_COLUMNS))
+    return out
+
+
+def _study_figures(outcome: Any, rows: list[dict[str, Any]], figures: Path) -> list[Path]:
+    from projbench.study.budget import budget_figure, budget_rows
+    from projbench.study.report import stability_figure, write_figures
+
+    paths = write_figures(rows, figures)
+    brows = budget_rows(outcome.engine)
+    if len({r["epochs"] for r in brows}) > 1:
+        paths += budget_figure(brows, figures)
+    srows = outcome.engine.stability_rows() if outcome.spec.measure else []
+    if srows:
+        png = stability_figure(srows, figures)
+        if png is not None:
+            paths.append(png)
+    return paths
+
+
+def _study_page(
+    outcome: Any, rows: list[dict[str, Any]], title: str, notes: str, figures: list[Path]
+) -> str:
+    """The study as one self-contained HTML page (tables, embedded figures, provenance)."""
+    from projbench.html_page import html_table, page
+    from projbench.study.report import _fmt, render
+    from projbench.study.store import read_study
+
+    sections = [("d_int90", render(rows, "html", notes=notes))]
+    for heading, trows, cols in _extra_tables(outcome, rows):
+        sections.append((heading, html_table([h for h, _ in cols], [[_fmt(r.get(k), 3) for _, k in cols]
+                                                                      for r in trows])))
+    header: dict[str, Any] = {}
+    try:
+        header = read_study(outcome.folder).header
+    except ProjbenchError:
+        pass
+    provenance = {
+        "spec": outcome.spec.to_dict(), "env": header.get("env"), "study_id": header.get("study_id")
+    }
+    return page(title, sections, figures, provenance)
+
+
+def print_outcome(
+    outcome: Any,
+    console: Any,
+    *,
+    fmt: str,
+    reference: str | None,
+    figures: Path | None,
+    title: str,
+    columns: str | None = None,
+) -> list[Path]:
+    """The study's tables and figures (paths returned).
+
+    ``table``: rich tables on stderr (``columns`` selects the main table's columns). ``md``,
+    ``csv``, ``json``: the main table as data on stdout, nothing else there. ``html``: one
+    self-contained page on stdout — every table, the figures embedded, the spec, versions and
+    machine. Studies with axes also get the robustness table, studies that measure stability
+    the stability tables, studies with learning curves the table of d_int90 per budget.
+    """
+    import tempfile
+
+    from projbench.study.budget import NOT_CONVERGED_MARGIN
+    from projbench.study.report import add_reference, read_reference, reference_legend, render, rich_table
 
     rows = outcome.rows
     if reference:
         add_reference(rows, read_reference(reference))
+    notes = "\n".join(x for x in (reference_legend(rows), outcome.spec.notes) if x)
+    if fmt == "html":
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = _study_figures(outcome, rows, figures if figures is not None else Path(tmp))
+            click.echo(_study_page(outcome, rows, title, notes, paths), nl=False)
+        return paths if figures is not None else []
     if fmt == "table":
-        console.print(rich_table(rows, title=title, caption=outcome.spec.notes))
+        console.print(rich_table(rows, title=title, caption=notes, columns=columns))
     else:
-        click.echo(render(rows, fmt, title=title, notes=outcome.spec.notes), nl=False)
-    robust = robustness_rows(rows) if outcome.spec.axes else []
-    srows = outcome.engine.stability_rows() if outcome.spec.measure else []
-    extra = []
-    if robust:
-        extra.append(
-            simple_table(robust, ROBUSTNESS_COLUMNS, "robustness of d_int90 across the study's variants")
-        )
-    if srows:
-        extra.append(simple_table(srows, STABILITY_COLUMNS, "stability per evaluated d"))
-        extra.append(
-            simple_table(
-                stability_summary(srows), STABILITY_SUMMARY_COLUMNS, "where training becomes unstable"
-            )
-        )
-    from projbench.study.budget import (
-        BUDGET_COLUMNS,
-        NOT_CONVERGED_MARGIN,
-        budget_figure,
-        budget_rows,
-    )
-
-    brows = budget_rows(outcome.engine)
-    if len({r["epochs"] for r in brows}) > 1:
-        method = {r["method"] for r in brows}
-        how = (
-            "exact on the grid"
-            if method == {"grid"}
-            else "from the d values the bisection visited; bracket hi/lo says how finely"
-        )
-        extra.append(simple_table(brows, BUDGET_COLUMNS, f"d_int90 at each evaluated budget ({how})"))
+        click.echo(render(rows, fmt, title=title, notes=notes), nl=False)
     if any(r.get("convergence_known") for r in rows):
         console.print(
             f"not converged: a run whose test accuracy rose by more than {NOT_CONVERGED_MARGIN:g} over "
             "the last half of its training"
         )
-    for table in extra:
-        console.print(table)
-    paths: list[Path] = []
-    if figures is not None:
-        paths = write_figures(rows, figures)
-        if len({r["epochs"] for r in brows}) > 1:
-            paths += budget_figure(brows, figures)
-        if srows:
-            png = stability_figure(srows, figures)
-            if png is not None:
-                paths.append(png)
-    return paths
+    from projbench.study.report import simple_table
+
+    for heading, trows, cols in _extra_tables(outcome, rows):
+        console.print(simple_table(trows, cols, heading))
+    return _study_figures(outcome, rows, figures) if figures is not None else []
 
 
 def check_format(fmt: str) -> None:

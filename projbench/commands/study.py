@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,12 @@ from projbench.commands.common import (
     fwht_backend_option,
     make_pool_from,
     print_outcome,
+    ray_timeout_option,
+    stop_pool,
+    stops_on_signals,
     with_errors,
 )
+from projbench.errors import InvalidArgumentError, ProjbenchError
 
 
 def _list_presets() -> None:
@@ -53,6 +58,7 @@ def _list_presets() -> None:
     help="Study folder (created, or resumed when it holds the same study).",
 )
 @executor_options
+@ray_timeout_option
 @click.option("--device", default=None, help="Override every pair's device: cpu, cuda, cuda:N or auto.")
 @click.option("--seeds", default=None, type=click.IntRange(1), help="Override the number of seeds (0..N-1).")
 @click.option(
@@ -79,6 +85,7 @@ def _list_presets() -> None:
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; train nothing.")
 @fwht_backend_option
 @with_errors
+@stops_on_signals
 def study(
     spec_source: str | None,
     list_presets: bool,
@@ -88,6 +95,7 @@ def study(
     address: str | None,
     cpus_per_task: float,
     gpus_per_task: float,
+    ray_timeout: float | None,
     device: str | None,
     seeds: int | None,
     threads: int | None,
@@ -106,6 +114,11 @@ def study(
     OUT/study.jsonl at once, so running the same command again resumes where it stopped; a
     different spec is refused. At the end the table is printed and figures are written to
     OUT/figures (paths on stdout). `projbench report OUT` shows them again.
+
+    Every value of the spec, the names, the projections' contracts and each pair's data are
+    checked before the folder is made: a mistake is one line. Ctrl-C, SIGTERM or SIGHUP stop
+    the workers and exit with one line (status 128 + the signal); the folder keeps every
+    finished run, so the same command resumes it.
 
     \b
     Examples:
@@ -134,9 +147,7 @@ def study(
     if fwht_backend is not None:
         overrides["fwht_backend"] = check_fwht_backend(fwht_backend)
     spec = load_spec(spec_source, overrides)
-    for pair in spec.pairs:  # "auto" inside a TOML resolves here, once, for the whole study
-        if pair.run["device"] == "auto":
-            pair.run["device"] = resolve_device("auto")
+    _resolve_devices(spec)
     _check_names(spec)
     console = stderr_console()
     if dry_run:
@@ -159,19 +170,28 @@ def study(
         return
     if not out_dir:
         raise click.UsageError("--out DIR is required (the study folder)")
-    pool = make_pool_from(executor, jobs, address, cpus_per_task, gpus_per_task)
-    console.print(
-        f"study [bold]{spec.name}[/]: ~{spec.run_count()} runs on {pool.workers} worker(s) "
-        f"({pool.name}); recording to {Path(out_dir) / 'study.jsonl'}"
-    )
-    if spec.notes:
-        console.print(f"[yellow]{spec.notes}[/]")
+    check_data(spec, data_dir)
+    folder = study_folder(out_dir)
+    pool = None
     try:
+        pool = make_pool_from(
+            executor, jobs, address, cpus_per_task, gpus_per_task, connect_timeout=ray_timeout
+        )
+        console.print(
+            f"study [bold]{spec.name}[/]: ~{spec.run_count()} runs on {pool.workers} worker(s) "
+            f"({pool.name}); recording to {folder / 'study.jsonl'}"
+        )
+        if spec.notes:
+            console.print(f"[yellow]{spec.notes}[/]")
         with RunProgress(console, spec.run_count()) as progress:
-            outcome = run_study(spec, out_dir, pool=pool, data_dir=data_dir, on_record=progress)
+            outcome = run_study(spec, folder, pool=pool, data_dir=data_dir, on_record=progress)
+    except KeyboardInterrupt:  # a signal (stops_on_signals): stop the workers, keep the folder
+        stop_pool(pool)
+        raise
     finally:
-        pool.close()
-    figures = None if no_figures else Path(out_dir) / "figures"
+        if pool is not None:
+            pool.close()
+    figures = None if no_figures else folder / "figures"
     paths = print_outcome(
         outcome, console, fmt=fmt, reference=reference, figures=figures, title=f"d_int90 — study {spec.name}"
     )
@@ -181,7 +201,7 @@ def study(
         f"{outcome.engine.wall_s:.1f} s wall"
         + (f"; driver overhead {overhead * 1e3:.1f} ms/run" if overhead is not None else "")
     )
-    click.echo(str(Path(out_dir) / "study.jsonl"))
+    click.echo(str(folder / "study.jsonl"))
     for p in paths:
         click.echo(str(p))
     stopped = [r for r in outcome.rows if r["status"] == "failed" and not outcome.failed_runs]
@@ -196,8 +216,21 @@ def study(
         raise SystemExit(1)
 
 
+def _resolve_devices(spec: Any) -> None:
+    """Each pair's device as it will run: "auto" resolves here, once, for the whole study; a
+    CUDA device without CUDA is refused now (one line naming the pair)."""
+    from projbench.cliutils import resolve_device
+
+    for pair in spec.pairs:
+        try:
+            pair.run["device"] = resolve_device(pair.run["device"])
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{pair.label}: {exc}") from None
+
+
 def _check_names(spec: Any) -> None:
-    """Unknown architectures, datasets, projections or options fail before anything runs."""
+    """Unknown architectures, datasets, projections, options or FWHT backends fail before
+    anything runs, and so does a projection that fails the contract checks ``run`` applies."""
     from projbench.manager import get_registry
     from projbench.runner import validate_options
     from projbench.runs import parameter_count
@@ -207,16 +240,76 @@ def _check_names(spec: Any) -> None:
     for pair in spec.pairs:
         get_registry("architectures").get(pair.architecture)
         get_registry("datasets").get(pair.dataset)
+        try:
+            check_fwht_backend(pair.run.get("fwht_backend"))
+        except ProjbenchError as exc:
+            raise InvalidArgumentError(f"{pair.label} fwht_backend: {exc}") from None
         num_params = parameter_count(pair.architecture, pair.dataset)
         s = pair.search
         largest = s["d_max"] if s["method"] == "bisect" else max(s["grid"] or [0])
         if largest > num_params:
-            from projbench.errors import InvalidArgumentError
-
             raise InvalidArgumentError(
                 f"{pair.label}: the largest d searched ({largest:,}) exceeds D = {num_params:,}; lower d_max "
                 "(or the grid) for this pair"
             )
+    _check_contracts(spec)
+
+
+def _check_contracts(spec: Any) -> None:
+    """Every projection (with its options) passes :mod:`projbench.testing`'s contract checks,
+    as ``projbench run`` demands, on the CPU and on each other device a pair uses it on."""
+    from projbench.runner import check_projection_contracts
+    from projbench.suites import RunSettings
+
+    for entry in spec.projections:
+        devices = {"cpu"} | {p.run["device"] for p in spec.pairs if entry.label in p.projections}
+        for device in sorted(devices):
+            check_projection_contracts([entry.name], RunSettings(device=device, options=entry.options))
+
+
+def check_data(spec: Any, data_dir: str | None) -> None:
+    """Load and fingerprint each pair's data now (missing or unreadable data is one line, and
+    no folder is made), and refuse a train/test subset larger than its split."""
+    from projbench.study.runner import StudyProvenance
+
+    StudyProvenance(data_dir).check_spec(spec)
+    for pair in spec.pairs:
+        for split in ("train", "test"):
+            wanted = pair.run.get(f"{split}_subset")
+            size = _split_size(pair.dataset, split, data_dir) if wanted is not None else 0
+            if wanted is not None and wanted > size:
+                raise InvalidArgumentError(
+                    f"{pair.label}: {split}_subset = {wanted:,} but the {split} split of {pair.dataset} has "
+                    f"{size:,} examples; give at most {size:,}, or leave {split}_subset out to use them all"
+                )
+
+
+@functools.lru_cache(maxsize=16)
+def _split_size(dataset: str, split: str, data_dir: str | None) -> int:
+    """Number of examples in one split of a dataset (loaded once per process)."""
+    from projbench.datasets import load_dataset
+
+    return int(load_dataset(dataset, split, data_dir)[1].shape[0])
+
+
+def study_folder(out_dir: str) -> Path:
+    """``--out`` with symbolic links resolved (the study folder itself), refused in one line when
+    it is a file or its ``study.jsonl`` is a link leading out of the folder."""
+    from projbench.study.store import FILE_NAME
+
+    try:
+        folder = Path(out_dir).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links
+        raise InvalidArgumentError(f"--out {out_dir} cannot be resolved ({exc}); give a folder") from None
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgumentError(f"--out {out_dir} is not a folder; give a folder (created if missing)")
+    file = folder / FILE_NAME
+    if file.is_symlink() and file.resolve().parent != folder:
+        raise InvalidArgumentError(
+            f"{file} is a symbolic link to {file.resolve()}, outside the study folder; "
+            "remove it or choose another --out"
+        )
+    return folder
 
 
 def split_study_paths(paths: list[str]) -> tuple[list[Path], list[str]]:
@@ -245,13 +338,23 @@ def split_study_paths(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def report_studies(
-    folders: list[Path], console: Any, *, fmt: str, reference: str | None, fig_dir: str | None, figures: bool
+    folders: list[Path],
+    console: Any,
+    *,
+    fmt: str,
+    reference: str | None,
+    fig_dir: str | None,
+    figures: bool,
+    columns: str | None = None,
 ) -> list[Path]:
     """Replay each study folder's table (nothing is trained) and draw its figures."""
     from projbench.study.runner import replay_study
+    from projbench.study.spec import check_stored_spec
+    from projbench.study.store import read_study
 
     paths: list[Path] = []
     for folder in folders:
+        check_stored_spec(read_study(folder).spec, str(folder))
         outcome, stored = replay_study(folder)
         state = "complete" if stored.ended else "incomplete (interrupted or still running?)"
         extra = []
@@ -279,5 +382,6 @@ def report_studies(
             reference=reference,
             figures=target,
             title=f"d_int90 — study {outcome.spec.name}",
+            columns=columns,
         )
     return paths

@@ -35,7 +35,7 @@ from typing import Any
 from projbench.errors import InvalidArgumentError
 from projbench.figures import save_figure
 
-FORMATS = ("table", "md", "csv", "html")
+FORMATS = ("table", "md", "csv", "json", "html")
 CSV_COLUMNS = (
     "architecture",
     "dataset",
@@ -146,13 +146,23 @@ def d_int90_text(row: dict[str, Any]) -> str:
         if row["status"] == "incomplete":
             return "incomplete"
         best = row.get("best_accuracy")
-        return "not reached" + (f" (best acc {best:.3f})" if best is not None else "")
+        return "not reached" + (f" (best {best:.3f})" if best is not None else "")
     note = "" if row["reached"] == row["seeds"] else f", {row['seeds'] - row['reached']} not reached"
     lo, hi = row.get("d_int90_lo"), row.get("d_int90_hi")
     if lo is not None and hi is not None:
         return f"{row['d_int90_mean']:,.0f} [{lo:,.0f}, {hi:,.0f}] (n={row['reached']}{note})"
     std = "n/a" if row["d_int90_std"] is None else f"{row['d_int90_std']:,.0f}"
     return f"{row['d_int90_mean']:,.0f} ± {std} (n={row['reached']}{note})"
+
+
+def reference_sources(rows: list[dict[str, Any]]) -> list[str]:
+    """The reference sources of ``rows`` in order: column ``ref<i>`` is source i (1-based)."""
+    return list(dict.fromkeys(s for r in rows for s in (r.get("references") or {})))
+
+
+def reference_legend(rows: list[dict[str, Any]]) -> str:
+    """``ref1 = Li et al. 2018; ref2 = …`` for a table's caption ('' without references)."""
+    return "; ".join(f"ref{i} = {s}" for i, s in enumerate(reference_sources(rows), start=1))
 
 
 def _ratio_text(value: float | None) -> str:
@@ -175,19 +185,18 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         cols.append(("variant", lambda r: r["variant"]))
     cols += [
         ("projection", lambda r: r["projection"]),
-        ("d_int90 (mean [interval], seeds)", d_int90_text),
+        ("d_int90 (interval)", d_int90_text),
         ("interpolated", lambda r: _fmt(r["interpolated_mean"])),
         ("d_int90/D", lambda r: "-" if r["d_int90_over_D"] is None else f"{r['d_int90_over_D']:.2e}"),
-        ("baseline acc", lambda r: _fmt(r["baseline_accuracy"], 4)),
+        ("baseline acc", lambda r: _fmt(r["baseline_accuracy"], 3)),
         ("runs", lambda r: _fmt(r["runs"])),
         ("wall s", lambda r: _fmt(r["wall_s"], 1)),
         (f"{_hours_label(rows)}", lambda r: f"{r['device_hours']:.3f}"),
     ]
-    sources = list(dict.fromkeys(s for r in rows for s in (r.get("references") or {})))
-    for source in sources:
+    for i, source in enumerate(reference_sources(rows), start=1):
         cols += [
-            (f"ref: {source}", lambda r, s=source: _fmt((r.get("references") or {}).get(s))),
-            (f"ours/{source}", lambda r, s=source: _ratio_text((r.get("ours_over") or {}).get(s))),
+            (f"ref{i}", lambda r, s=source: _fmt((r.get("references") or {}).get(s))),
+            (f"ours/ref{i}", lambda r, s=source: _ratio_text((r.get("ours_over") or {}).get(s))),
         ]
     if any(r.get("convergence_known") for r in rows):
         cols.append(("not converged", _not_converged_text))
@@ -358,17 +367,68 @@ def render(rows: list[dict[str, Any]], fmt: str, *, title: str = "", notes: str 
         cap = f"<caption>{html.escape(title)}</caption>" if title else ""
         note = f"<p>{html.escape(notes)}</p>" if notes else ""
         return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}\n"
+    if fmt == "json":
+        import json
+
+        return json.dumps(rows, indent=1, default=str, allow_nan=True) + "\n"
     raise InvalidArgumentError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
-def rich_table(rows: list[dict[str, Any]], title: str = "", caption: str = "") -> Any:
+#: columns of the terminal table unless ``--columns`` asks for others (md/csv/html show all);
+#: a header starting with one of these prefixes is shown (reference columns, CPU-h/GPU-h)
+DEFAULT_COLUMNS = (
+    "architecture", "dataset", "variant", "projection", "d_int90 (interval)", "baseline acc", "runs",
+    "ref*", "ours/ref*", "not converged", "d_direct90", "note",
+)
+#: columns whose text may wrap in a narrow terminal; every other cell (numbers) never splits
+WRAPPING_COLUMNS = ("note", "variant")
+
+
+def column_names(rows: list[dict[str, Any]]) -> list[str]:
+    """Headers of every column the table of ``rows`` can show (for ``--columns``)."""
+    return [h for h, _ in table_columns(rows)]
+
+
+def select_columns(
+    cols: list[tuple[str, Any]], wanted: str | None
+) -> list[tuple[str, Any]]:
+    """The default terminal columns (``wanted`` None), every column (``all``), or the
+    comma-separated headers in ``wanted`` (a trailing ``*`` matches a prefix, e.g. ``ref*``);
+    unknown names are refused."""
+    import fnmatch
+
+    if wanted == "all":
+        return cols
+    names = [w.strip() for w in wanted.split(",") if w.strip()] if wanted else list(DEFAULT_COLUMNS)
+    if wanted:
+        unknown = [n for n in names if not any(fnmatch.fnmatchcase(h, n) for h, _ in cols)]
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown column(s) {', '.join(unknown)}; columns: {', '.join(h for h, _ in cols)}, or all"
+            )
+    return [(h, f) for h, f in cols if any(fnmatch.fnmatchcase(h, n) for n in names)]
+
+
+def rich_table(
+    rows: list[dict[str, Any]], title: str = "", caption: str = "", columns: str | None = None
+) -> Any:
+    """The study table for a terminal: the default columns (or ``columns``), numbers never
+    split across lines (only the note and variant columns wrap)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title or None, title_justify="left", caption=caption or None, caption_justify="left")
-    cols = table_columns(rows)
-    for h, _ in cols:
+    table = Table(title=title or None, title_justify="left", caption=caption or None, caption_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = select_columns(table_columns(rows), columns)
+    for h, f in cols:
+        wraps = h in WRAPPING_COLUMNS
+        widest = max([len(h), *(len(str(f(r))) for r in rows)])
         table.add_column(
-            h, justify="right" if h in ("D", "interpolated", "runs", "wall s") else "left", overflow="fold"
+            h,
+            justify="right" if h in ("D", "interpolated", "runs", "wall s") else "left",
+            overflow="fold" if wraps else "ellipsis",
+            no_wrap=not wraps,
+            min_width=min(widest, 16) if wraps else widest,
         )
     for r in rows:
         style = {"failed": "red", "not reached": "yellow", "incomplete": "dim"}.get(r["status"])

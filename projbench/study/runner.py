@@ -146,12 +146,23 @@ def replay_study(folder: str | os.PathLike[str]) -> tuple[StudyOutcome, Any]:
     study = read_study(folder)
     spec_dict = study.spec
     spec = spec_from_stored(spec_dict)
+    spec.notes = _current_notes(spec.name, spec.notes)
     engine = StudyEngine(
         spec, results={k: v for k, v in study.runs.items() if v.get("status") in ("ok", "diverged")}
     )
     engine.failed = {k: v for k, v in study.runs.items() if v.get("status") == "failed"}
     engine.run()
     return StudyOutcome(spec, engine, Path(folder), len(engine.results), engine.rows()), study
+
+
+def _current_notes(name: str, stored: str) -> str:
+    """The notes of preset ``name`` as shipped now (notes explain a budget and may be corrected
+    after a study ran; they are not part of its identity), else the stored notes."""
+    from projbench.study.spec import preset_names, read_toml
+
+    if name not in preset_names():
+        return stored
+    return str(read_toml(name)[0].get("notes", stored))
 
 
 def spec_from_stored(stored: dict[str, Any]) -> StudySpec:
