@@ -227,7 +227,9 @@ def test_malformed_header_fields(tmp_path: Path) -> None:
 
 
 def test_export_needs_origin(tmp_path: Path) -> None:
+    """A model without a known origin cannot be exported until one is set."""
     sm = SubspaceModel(projbench.make_model("mlp", "digits", seed=0), "fastfood", d=8)
+    sm.origin = None
     with pytest.raises(InvalidArgumentError, match="from_names"):
         sm.export(tmp_path / "x.pjsub")
     sm.origin = E.ModelOrigin("mlp", "digits", 0)
