@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from projbench.errors import InvalidArgumentError
-from projbench.search import validate_search
+from projbench.search import SEARCH_METHODS, validate_search
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -205,8 +206,142 @@ class StudySpec:
 
 
 # ------------------------------------------------------------------------------------------
-# loading and resolving
+# typed checks: every field's type and range, before anything is resolved or run
 # ------------------------------------------------------------------------------------------
+#: most torch threads one run may ask for (far above any machine's cores; asking OpenMP for
+#: many more makes the process crash while it starts them)
+MAX_THREADS = 256
+#: most seeds in one study (every seed repeats every run)
+MAX_SEEDS = 10_000
+#: the seeds torch and every projection accept (:data:`projbench.projection.SEED_RANGE`)
+SEED_BOUNDS = (-(2**63), 2**63 - 1)
+#: most optimisation steps of a burn-in
+MAX_BURN_IN = 10_000_000
+#: most columns of the stability measure's condition number
+MAX_CONDITION_COLUMNS = 10_000
+DEVICE_PATTERN = re.compile(r"cpu|auto|mps|cuda(:[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Field:
+    """What one spec value may hold.
+
+    ``kind``: ``int``, ``number`` (finite int or float), ``bool``, ``name`` (a non-empty
+    string), ``text`` (any string), ``choice`` (one of ``choices``), ``device`` or ``ints`` (a
+    non-empty list of integers); ``lo``..``hi`` bound numbers and list items (``lo_open``:
+    ``lo`` itself excluded); ``optional``: None (the key left out) is allowed.
+    """
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        """True when ``value`` has this field's type and lies in its range."""
+        if value is None:
+            return self.optional
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind in ("name", "text"):
+            return isinstance(value, str) and (self.kind == "text" or bool(value.strip()))
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self.choices
+        if self.kind == "device":
+            return isinstance(value, str) and DEVICE_PATTERN.fullmatch(value) is not None
+        if self.kind == "ints":
+            return isinstance(value, list) and bool(value) and all(self._number_ok(v, int) for v in value)
+        return self._number_ok(value, int if self.kind == "int" else (int, float))
+
+    def _number_ok(self, value: Any, types: type | tuple[type, ...]) -> bool:
+        if isinstance(value, bool) or not isinstance(value, types) or not math.isfinite(value):
+            return False
+        above_lo = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
+        return above_lo and (self.hi is None or value <= self.hi)
+
+    def describe(self) -> str:
+        """What to give, in words (``an integer in 1..256``)."""
+        words = {
+            "bool": "true or false (unquoted)",
+            "name": "a non-empty string",
+            "text": "a string",
+            "choice": f"one of {', '.join(map(repr, self.choices))}",
+            "device": "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'",
+            "ints": "a non-empty list of integers",
+            "int": "an integer",
+            "number": "a number",
+        }[self.kind]
+        return words + self._range_text() + (" (or leave the key out)" if self.optional else "")
+
+    def _range_text(self) -> str:
+        lo, hi = _bound(self.lo), _bound(self.hi)
+        if lo is None and hi is None:
+            return ""
+        if hi is None:
+            return f" {'>' if self.lo_open else '>='} {lo}"
+        if lo is None:
+            return f" <= {hi}"
+        return f" in ({lo}, {hi}]" if self.lo_open else f" in {lo}..{hi}"
+
+
+def _bound(value: float | None) -> str | None:
+    """A range bound as people write it: ``10,000,000``, ``0.5``."""
+    if value is None:
+        return None
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 2**63 else f"{value:g}"
+
+
+SEARCH_FIELDS: dict[str, Field] = {
+    "method": Field("choice", choices=SEARCH_METHODS),
+    "d_min": Field("int", lo=1),
+    "d_max": Field("int", lo=2),
+    "rtol": Field("number", lo=0, lo_open=True),
+    "grid": Field("ints", lo=1, optional=True),
+    "points_per_round": Field("int", lo=1, hi=1000),
+    "threshold": Field("number", lo=0, hi=1, lo_open=True),
+    "baseline": Field("choice", choices=("local", "global")),
+    "accuracy": Field("choice", choices=ACCURACY_CHOICES),
+}
+RUN_FIELDS: dict[str, Field] = {
+    "train_subset": Field("int", lo=1, optional=True),
+    "test_subset": Field("int", lo=1, optional=True),
+    "device": Field("device"),
+    "dtype": Field("choice", choices=("float32", "float64")),
+    "threads": Field("int", lo=1, hi=MAX_THREADS),
+    "per_layer": Field("bool"),
+    "fwht_backend": Field("name", optional=True),
+}
+#: the checks of axis values that are not recipe fields (those are checked by Recipe)
+AXIS_FIELDS: dict[str, Field] = {"burn_in": Field("int", lo=0, hi=MAX_BURN_IN)}
+#: the checks of the command line's overrides that are not search, recipe or run fields
+OVERRIDE_FIELDS: dict[str, Field] = {**SEARCH_FIELDS, **RUN_FIELDS, "seeds": Field("int", lo=1, hi=MAX_SEEDS)}
+
+
+def _kind_of(value: Any) -> str:
+    """``a string``, ``an integer``, ... for a message."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def check_field(where: str, key: str, value: Any, rule: Field) -> None:
+    """Refuse ``value`` unless ``rule`` accepts it: one line naming where, what to give and
+    what was given."""
+    if not rule.accepts(value):
+        raise InvalidArgumentError(
+            f"{where}{key}: give {rule.describe()}, not {value!r} ({_kind_of(value)})"
+        )
+
+
+def check_fields(where: str, table: dict[str, Any], rules: dict[str, Field]) -> None:
+    """:func:`check_field` for every key of ``table`` that ``rules`` knows."""
+    for key, value in table.items():
+        if key in rules:
+            check_field(where, key, value, rules[key])
+
+
 def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
     unknown = sorted(set(table) - set(allowed))
     if unknown:
@@ -215,21 +350,41 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> 
         )
 
 
+def _table(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """``data[key]`` (a TOML table, {} when absent) with only ``allowed`` keys."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(
+            f"{key}: give a table ([{key}] with keys {', '.join(allowed)}), not {value!r} ({_kind_of(value)})"
+        )
+    _check_keys(value, allowed, f"[{key}]")
+    return dict(value)
+
+
+def _projection_entry(item: Any) -> ProjectionEntry:
+    if isinstance(item, str) and item.strip():
+        return ProjectionEntry(item, item, {})
+    if not isinstance(item, dict):
+        raise InvalidArgumentError(
+            f"projections entry: give a name or a table {{label, name, options}}, not {item!r}"
+        )
+    _check_keys(item, ("label", "name", "options"), "projections entry")
+    check_field("projections entry ", "name", item.get("name"), Field("name"))
+    name = item["name"]
+    check_field(f"projections entry {name!r} ", "label", item.get("label", name), Field("name"))
+    options = item.get("options", {})
+    if not isinstance(options, dict):
+        raise InvalidArgumentError(
+            f"projections entry {name!r} options: give a table (options = {{key = value}}), "
+            f"not {options!r} ({_kind_of(options)})"
+        )
+    return ProjectionEntry(str(item.get("label", name)), name, dict(options))
+
+
 def _projection_entries(raw: Any) -> list[ProjectionEntry]:
     if not isinstance(raw, list) or not raw:
         raise InvalidArgumentError("projections must be a non-empty list of names or {label, name, options}")
-    entries = []
-    for item in raw:
-        if isinstance(item, str):
-            entries.append(ProjectionEntry(item, item, {}))
-        elif isinstance(item, dict):
-            _check_keys(item, ("label", "name", "options"), "projections entry")
-            name = item.get("name")
-            if not isinstance(name, str):
-                raise InvalidArgumentError(f"projections entry {item!r} needs a name")
-            entries.append(ProjectionEntry(str(item.get("label", name)), name, dict(item.get("options", {}))))
-        else:
-            raise InvalidArgumentError(f"projections entry must be a name or a table, got {item!r}")
+    entries = [_projection_entry(item) for item in raw]
     labels = [e.label for e in entries]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -239,18 +394,131 @@ def _projection_entries(raw: Any) -> list[ProjectionEntry]:
     return entries
 
 
-def _seeds(raw: Any) -> list[int]:
-    if isinstance(raw, bool):
-        raise InvalidArgumentError(f"seeds must be an integer count or a list of integers, got {raw!r}")
-    if isinstance(raw, int):
-        if raw < 1:
-            raise InvalidArgumentError(f"seeds must be >= 1, got {raw}")
+def _seeds(raw: Any, where: str = "seeds") -> list[int]:
+    """``n`` (0..n-1) or a list of distinct integer seeds, at most :data:`MAX_SEEDS`."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        check_field("", where, raw, OVERRIDE_FIELDS["seeds"])
         return list(range(raw))
-    if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
-        if len(set(raw)) != len(raw):
-            raise InvalidArgumentError(f"seeds repeat: {raw}")
-        return list(raw)
-    raise InvalidArgumentError(f"seeds must be an integer count or a list of integers, got {raw!r}")
+    lo, hi = SEED_BOUNDS
+    if not Field("ints", lo=lo, hi=hi).accepts(raw) or len(raw) > MAX_SEEDS:
+        raise InvalidArgumentError(
+            f"{where}: give a count 1..{MAX_SEEDS} or a list of at most {MAX_SEEDS} integers, "
+            f"not {raw!r} ({_kind_of(raw)})"
+        )
+    if len(set(raw)) != len(raw):
+        raise InvalidArgumentError(f"{where} repeat: {raw}; list each seed once")
+    return list(raw)
+
+
+def _checked_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The command line's overrides without None values, each checked like its spec field
+    (named as its option, e.g. ``--threads``)."""
+    out = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key, value in out.items():
+        option = "--" + key.replace("_", "-")
+        if key in OVERRIDE_FIELDS:
+            check_field("", option, value, OVERRIDE_FIELDS[key])
+        elif key not in (*RECIPE_KEYS, "projections"):
+            raise InvalidArgumentError(f"cannot override {key!r}")
+    return out
+
+
+def _axes(data: dict[str, Any]) -> dict[str, list[Any]]:
+    """``[axes]``: each a non-empty list of distinct values (recipe values are checked per pair)."""
+    axes = _table(data, "axes", AXIS_KEYS)
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise InvalidArgumentError(f"[axes] {key} must be a non-empty list of values")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:
+            raise InvalidArgumentError(
+                f"[axes] {key} lists {repeated[0]!r} more than once; list each value once"
+            )
+        for value in values:
+            check_fields("[axes] ", {key: value}, AXIS_FIELDS)
+    return axes
+
+
+def _direct(data: dict[str, Any]) -> dict[str, Any]:
+    direct = _table(data, "direct", ("sizes", "lrs"))
+    if not direct:
+        return {}
+    sizes, lrs = direct.get("sizes", 6), direct.get("lrs", [])
+    check_field("[direct] ", "sizes", sizes, Field("int", lo=2, hi=64))
+    if not isinstance(lrs, list) or not all(Field("number", lo=0, lo_open=True).accepts(x) for x in lrs):
+        raise InvalidArgumentError(f"[direct] lrs must be a list of positive learning rates, got {lrs!r}")
+    return {"sizes": sizes, "lrs": [float(x) for x in lrs]}
+
+
+def _measure(data: dict[str, Any]) -> dict[str, Any]:
+    measure = _table(data, "measure", ("condition_columns",))
+    k = measure.get("condition_columns", 0)
+    check_field("[measure] ", "condition_columns", k, Field("int", lo=0, hi=MAX_CONDITION_COLUMNS))
+    return {"condition_columns": k} if k else {}
+
+
+def _check_axis_recipes(pair: PairSpec, axes: dict[str, list[Any]]) -> None:
+    """Every axis value must make a valid recipe for the pair (checked once per value)."""
+    from projbench.training import Recipe
+
+    for key, values in axes.items():
+        if key in AXIS_FIELDS:
+            continue
+        for value in values:
+            try:
+                Recipe(**{**pair.recipe, key: value})
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"[axes] {key} = {value!r} for {pair.label}: {exc}") from None
+
+
+def _check_search(search: dict[str, Any]) -> None:
+    validate_search(
+        search["method"],
+        d_min=search["d_min"],
+        d_max=search["d_max"],
+        rtol=search["rtol"],
+        threshold=search["threshold"],
+        grid=search["grid"],
+        points_per_round=search["points_per_round"],
+    )
+
+
+def _pair(
+    i: int, raw: Any, labels: list[str], tops: tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+) -> PairSpec:
+    """``pairs[i]`` with its settings resolved: defaults, then the top tables, then its own keys."""
+    from projbench.training import Recipe, default_weight_decay
+
+    if not isinstance(raw, dict):
+        raise InvalidArgumentError(
+            f"pairs[{i}]: give a table ([[pairs]] with architecture and dataset), not {raw!r}"
+        )
+    _check_keys(raw, ("architecture", "dataset", "projections", *SEARCH_KEYS, *RECIPE_KEYS, *RUN_KEYS),
+                f"pairs[{i}]")
+    arch, ds = raw.get("architecture"), raw.get("dataset")
+    if not Field("name").accepts(arch) or not Field("name").accepts(ds):
+        raise InvalidArgumentError(f"pairs[{i}] needs architecture and dataset names")
+    where = f"pairs[{i}] ({arch}/{ds}) "
+    check_fields(where, raw, {**SEARCH_FIELDS, **RUN_FIELDS})
+    search_top, recipe_top, run_top = tops
+    search = {**DEFAULT_SEARCH, **search_top, **{k: raw[k] for k in SEARCH_KEYS if k in raw}}
+    run = {**DEFAULT_RUN, **run_top, **{k: raw[k] for k in RUN_KEYS if k in raw}}
+    recipe_fields = {**recipe_top, **{k: raw[k] for k in RECIPE_KEYS if k in raw}}
+    recipe_fields.setdefault("weight_decay", default_weight_decay(arch))
+    try:
+        recipe = Recipe(**recipe_fields).to_dict()  # validates
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{where}recipe: {exc}") from None
+    chosen = raw.get("projections", labels)
+    if not isinstance(chosen, list) or not all(isinstance(p, str) for p in chosen) or not chosen:
+        raise InvalidArgumentError(f"{where}projections: give a list of the study's labels, not {chosen!r}")
+    missing = [p for p in chosen if p not in labels]
+    if missing:
+        raise InvalidArgumentError(f"pairs[{i}] ({arch}/{ds}) names unknown projection(s) {missing}")
+    if len(set(chosen)) != len(chosen):
+        raise InvalidArgumentError(f"{where}projections lists a label twice: {chosen}; list each once")
+    _check_search(search)
+    return PairSpec(arch, ds, list(chosen), search, recipe, run)
 
 
 def resolve(
@@ -258,91 +526,45 @@ def resolve(
 ) -> StudySpec:
     """Validate a parsed TOML study and resolve every pair's settings (defaults, overrides).
 
-    ``overrides`` (from the command line) replace top-level search/recipe/run keys for every pair.
+    Every value's type and range is checked first (:data:`SEARCH_FIELDS`, :data:`RUN_FIELDS`,
+    the recipe's own checks, seeds, axes, projections): a wrong one is one
+    :class:`InvalidArgumentError` naming the key. ``overrides`` (from the command line)
+    replace top-level search/recipe/run keys for every pair.
     """
-    from projbench.training import Recipe, default_weight_decay
-
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(f"a study must be a table of keys, not {_kind_of(data)}")
     _check_keys(data, TOP_KEYS, "study")
-    overrides = dict(overrides or {})
-    seeds = _seeds(overrides.pop("seeds", data.get("seeds", 1)))
+    for key, rule in (("name", Field("name")), ("description", Field("text")), ("notes", Field("text"))):
+        if key in data:
+            check_field("", key, data[key], rule)
+    overrides = _checked_overrides(overrides)
+    if "seeds" in overrides:
+        seeds = _seeds(overrides.pop("seeds"), "--seeds")
+    else:
+        seeds = _seeds(data.get("seeds", 1))
     projections = _projection_entries(overrides.pop("projections", data.get("projections")))
     labels = [p.label for p in projections]
-    search_top = dict(data.get("search", {}))
-    recipe_top = dict(data.get("recipe", {}))
-    run_top = dict(data.get("run", {}))
-    _check_keys(search_top, SEARCH_KEYS, "[search]")
-    _check_keys(recipe_top, RECIPE_KEYS, "[recipe]")
-    _check_keys(run_top, RUN_KEYS, "[run]")
+    search_top = _table(data, "search", SEARCH_KEYS)
+    recipe_top = _table(data, "recipe", RECIPE_KEYS)
+    run_top = _table(data, "run", RUN_KEYS)
+    check_fields("[search] ", search_top, SEARCH_FIELDS)
+    check_fields("[run] ", run_top, RUN_FIELDS)
     for key, value in overrides.items():
-        if value is None:
-            continue
         if key in SEARCH_KEYS:
             search_top[key] = value
         elif key in RECIPE_KEYS:
             recipe_top[key] = value
-        elif key in RUN_KEYS:
-            run_top[key] = value
         else:
-            raise InvalidArgumentError(f"cannot override {key!r}")
-    axes = dict(data.get("axes", {}))
-    _check_keys(axes, AXIS_KEYS, "[axes]")
-    for key, values in axes.items():
-        if not isinstance(values, list) or not values:
-            raise InvalidArgumentError(f"[axes] {key} must be a non-empty list of values")
-    direct = dict(data.get("direct", {}))
-    _check_keys(direct, ("sizes", "lrs"), "[direct]")
-    if direct:
-        sizes, lrs = direct.get("sizes", 6), direct.get("lrs", [])
-        if isinstance(sizes, bool) or not isinstance(sizes, int) or sizes < 2:
-            raise InvalidArgumentError(f"[direct] sizes must be an integer >= 2, got {sizes!r}")
-        if not isinstance(lrs, list) or not all(isinstance(x, int | float) and x > 0 for x in lrs):
-            raise InvalidArgumentError(f"[direct] lrs must be a list of positive learning rates, got {lrs!r}")
-        direct = {"sizes": sizes, "lrs": [float(x) for x in lrs]}
-    measure = dict(data.get("measure", {}))
-    _check_keys(measure, ("condition_columns",), "[measure]")
-    k = measure.get("condition_columns", 0)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise InvalidArgumentError(f"[measure] condition_columns must be an integer >= 0, got {k!r}")
+            run_top[key] = value
+    axes = _axes(data)
+    direct = _direct(data)
+    measure = _measure(data)
     raw_pairs = data.get("pairs")
     if not isinstance(raw_pairs, list) or not raw_pairs:
         raise InvalidArgumentError("a study needs at least one [[pairs]] entry (architecture, dataset)")
-    pairs: list[PairSpec] = []
-    for i, raw in enumerate(raw_pairs):
-        _check_keys(
-            raw,
-            ("architecture", "dataset", "projections", *SEARCH_KEYS, *RECIPE_KEYS, *RUN_KEYS),
-            f"pairs[{i}]",
-        )
-        arch, ds = raw.get("architecture"), raw.get("dataset")
-        if not isinstance(arch, str) or not isinstance(ds, str):
-            raise InvalidArgumentError(f"pairs[{i}] needs architecture and dataset names")
-        search = {**DEFAULT_SEARCH, **search_top, **{k: raw[k] for k in SEARCH_KEYS if k in raw}}
-        run = {**DEFAULT_RUN, **run_top, **{k: raw[k] for k in RUN_KEYS if k in raw}}
-        recipe_fields = {**recipe_top, **{k: raw[k] for k in RECIPE_KEYS if k in raw}}
-        recipe_fields.setdefault("weight_decay", default_weight_decay(arch))
-        recipe = Recipe(**recipe_fields).to_dict()  # validates
-        chosen = list(raw.get("projections", labels))
-        missing = [p for p in chosen if p not in labels]
-        if missing:
-            raise InvalidArgumentError(f"pairs[{i}] ({arch}/{ds}) names unknown projection(s) {missing}")
-        validate_search(
-            search["method"],
-            d_min=search["d_min"],
-            d_max=search["d_max"],
-            rtol=search["rtol"],
-            threshold=search["threshold"],
-            grid=search["grid"],
-            points_per_round=search["points_per_round"],
-        )
-        if search["accuracy"] not in ACCURACY_CHOICES:
-            raise InvalidArgumentError(
-                f"accuracy must be one of {', '.join(ACCURACY_CHOICES)}, got {search['accuracy']!r}"
-            )
-        if search["baseline"] not in ("local", "global"):
-            raise InvalidArgumentError(f"baseline must be local or global, got {search['baseline']!r}")
-        if run["dtype"] not in ("float32", "float64"):
-            raise InvalidArgumentError(f"dtype must be float32 or float64, got {run['dtype']!r}")
-        pairs.append(PairSpec(arch, ds, chosen, search, recipe, run))
+    pairs = [_pair(i, raw, labels, (search_top, recipe_top, run_top)) for i, raw in enumerate(raw_pairs)]
+    for pair in pairs:
+        _check_axis_recipes(pair, axes)
     return StudySpec(
         str(data.get("name", name)),
         str(data.get("description", "")),
@@ -352,14 +574,51 @@ def resolve(
         pairs,
         axes,
         direct,
-        {"condition_columns": k} if k else {},
+        measure,
     )
+
+
+def check_stored_spec(stored: Any, where: str) -> None:
+    """Refuse a resolved spec (as a study folder stores it) whose fields have the wrong type
+    or range, with the same checks as :func:`resolve`: one line naming ``where`` it came from."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("pairs"), list):
+        raise InvalidArgumentError(f"{where}: the stored study spec is damaged (no list of pairs)")
+    flat_pairs = []
+    for pair in stored["pairs"]:
+        if not isinstance(pair, dict):
+            raise InvalidArgumentError(f"{where}: the stored study spec is damaged (a pair is {pair!r})")
+        _check_keys(pair, ("architecture", "dataset", "projections", "search", "recipe", "run"),
+                    f"{where}: stored pair")
+        flat: dict[str, Any] = {k: pair.get(k) for k in ("architecture", "dataset", "projections")}
+        for part in ("search", "recipe", "run"):
+            table = pair.get(part)
+            if not isinstance(table, dict):
+                raise InvalidArgumentError(f"{where}: the stored study spec is damaged ({part} is {table!r})")
+            flat.update(table)
+        flat_pairs.append(flat)
+    try:
+        resolve({**stored, "pairs": flat_pairs})
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{where}: the stored study spec is damaged: {exc}") from None
 
 
 def preset_names() -> list[str]:
     """Names of the presets shipped as package data."""
     folder = resources.files("projbench.study") / "presets"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_text(path: Path) -> str:
+    """A study file's text: UTF-8, else one line saying so."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgumentError(
+            f"study file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read study file {path}: {exc.strerror or exc}") from None
 
 
 def read_toml(source: str) -> tuple[dict[str, Any], str]:
@@ -371,7 +630,7 @@ def read_toml(source: str) -> tuple[dict[str, Any], str]:
                 f"study file {source} does not exist; give a preset "
                 f"({', '.join(preset_names())}) or a TOML file"
             )
-        text, name = path.read_text(encoding="utf-8"), path.stem
+        text, name = _read_text(path), path.stem
     else:
         if source not in preset_names():
             import difflib
@@ -433,6 +692,8 @@ __all__ = [
     "PairSpec",
     "ProjectionEntry",
     "StudySpec",
+    "check_field",
+    "check_stored_spec",
     "load_spec",
     "preset_names",
     "read_toml",
