@@ -92,7 +92,6 @@ def execute_case(case: Case, settings: RunSettings, threads: int | None = None) 
         if threads is not None:
             torch.set_num_threads(threads)
         record["threads"] = torch.get_num_threads()
-        tune_cpu_allocator()  # this worker process's malloc policy (recorded in the run header)
         suite = get_registry("suites").get(case.suite)
         outcome = suite.run_case(case, settings)
         record.update(
@@ -158,23 +157,42 @@ class InlinePool:
         return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def worker_process_settings() -> None:
+    """Process-wide settings of a projbench worker process — the entry point of a process the
+    executors start: the CPU malloc policy of :mod:`projbench.allocator` (applied once)."""
+    tune_cpu_allocator()
+
+
 def _die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: exit when the driver does (PDEATHSIG where available, and a watcher)."""
+    """Worker initializer: apply the worker's process settings, and exit when the driver
+    ``parent_pid`` does. A worker forked by the pool's fork server has that server as its
+    parent: PDEATHSIG kills it when its parent dies (the server exits when the driver does),
+    and a watcher thread checks the driver itself once a second."""
+    worker_process_settings()
     try:
         import ctypes
-        import signal
 
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):  # not Linux: the watcher below still works
         pass
-    if os.getppid() != parent_pid:  # the parent died before we got here
+    if not _alive(parent_pid):  # the driver died before we got here
         os._exit(1)
 
     def watch() -> None:
         while True:
             time.sleep(1.0)
-            if os.getppid() != parent_pid:
+            if not _alive(parent_pid) or os.getppid() == 1:
                 os._exit(1)
 
     threading.Thread(target=watch, name="projbench-parent-watch", daemon=True).start()
@@ -202,8 +220,42 @@ def describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+#: modules a worker needs for every task, imported once by the fork server so that each worker
+#: starts with them loaded (importing torch and the built-ins costs seconds per process)
+WORKER_PRELOAD = ("projbench.worker_preload",)
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: forked from a fork server that has imported
+    :data:`WORKER_PRELOAD` (never the driver itself: a fork of a process whose OpenMP pool is
+    already running can deadlock in its first parallel region, and the server runs no torch op).
+    Falls back to ``spawn`` where there is no fork server (Windows, macOS default) or when
+    ``PROJBENCH_WORKER_START=spawn``."""
+    method = os.environ.get("PROJBENCH_WORKER_START", "forkserver")
+    if method not in ("forkserver", "spawn"):
+        raise InvalidArgumentError(f"PROJBENCH_WORKER_START must be forkserver or spawn, got {method!r}")
+    if method == "forkserver" and "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(WORKER_PRELOAD))
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _warm_up_fork_server() -> None:
+    """Start the fork server (and its preload) in the background now, so that its imports
+    overlap with the driver's own preparation instead of delaying the first task."""
+    if os.environ.get("PROJBENCH_WORKER_START", "forkserver") != "forkserver":
+        return
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    threading.Thread(target=forkserver.ensure_running, name="projbench-forkserver", daemon=True).start()
+
+
 class ProcessPool:
-    """``jobs`` spawned worker processes that die with the driver (started as tasks arrive).
+    """``jobs`` worker processes that die with the driver (started as tasks arrive), forked from
+    a fork server with torch and projbench preloaded (:func:`worker_context`).
 
     ``ignore_interrupts``: workers ignore SIGINT (the case executor stops them itself).
     """
@@ -216,16 +268,13 @@ class ProcessPool:
         self.workers = jobs
         self._initializer = _case_worker if ignore_interrupts else _die_with_parent
         self._pool = self._start()
+        _warm_up_fork_server()
         self.restarts = 0
 
     def _start(self) -> ProcessPoolExecutor:
-        # "spawn", not fork: a forked child of a process whose OpenMP pool is already running
-        # (any earlier torch op) can deadlock in its first parallel region. Spawned workers
-        # start on demand, so a pool that gets no task starts no process.
-        context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=context,
+            mp_context=worker_context(),
             initializer=self._initializer,
             initargs=(os.getpid(),),
         )
@@ -259,6 +308,18 @@ class ProcessPool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray_task(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as a task of a Ray worker process: that process's settings first, then ``fn``."""
+
+    def task(*args: Any) -> Any:
+        worker_process_settings()
+        return fn(*args)
+
+    task.__name__ = getattr(fn, "__name__", "task")
+    task.__qualname__ = task.__name__
+    return task
 
 
 class RayPool:
@@ -313,7 +374,7 @@ class RayPool:
         if remote is None:
             remote = self._ray.remote(
                 num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=self.max_retries
-            )(fn)
+            )(_ray_task(fn))
             self._remotes[fn] = remote
         return remote.remote(*args).future()  # type: ignore[no-any-return]
 
