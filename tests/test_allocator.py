@@ -103,3 +103,36 @@ def test_policy_is_recorded_where_runs_happen() -> None:
     record = execute_run(spec)
     assert record["status"] == "ok", record
     assert record["worker"]["cpu_allocator"] == "retain"
+
+
+LIBRARY_PROBE = r"""
+import json, resource
+import torch
+import projbench
+from projbench.allocator import allocator_info
+from projbench.intrinsic import find_intrinsic_dim
+
+out = find_intrinsic_dim("mlp", "digits", ["fastfood"], seeds=1, search="grid", grid=[8],
+                         baseline="local", recipe={"epochs": 1, "max_steps": 5, "lr": 1e-2})
+n = 16 << 20  # 64 MiB of float32
+faults = []
+for _ in range(12):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(n).fill_(1.0)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"info": allocator_info(), "faults": faults, "rows": len(out.rows)}))
+"""
+
+
+@needs_glibc
+def test_the_library_leaves_the_callers_malloc_alone() -> None:
+    """Importing projbench and running a study inline (find_intrinsic_dim) applies no malloc
+    policy: the caller's process still faults a freed 64 MiB block in anew on every cycle."""
+    env = {k: v for k, v in os.environ.items() if k != POLICY_ENV}
+    proc = subprocess.run([sys.executable, "-c", LIBRARY_PROBE], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rows"] == 1 and result["info"]["applied"] is False
+    pages = (16 << 20) * 4 // 4096
+    assert min(result["faults"][-6:]) >= pages, result["faults"]
