@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml plugins/projbench-srht/pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/projbench run --proj fastjl
 
-## make run-study: the seed report's table on a laptop budget (cpu-budget preset; needs PROJBENCH_DATA)
+## make run-study: the d_int90 table of FC and LeNet on a laptop budget (cpu-budget preset; needs PROJBENCH_DATA)
 run-study: $(STAMP)
 	$(VENV)/bin/projbench study cpu-budget --out runs/cpu-budget --jobs 2
 

@@ -21,7 +21,6 @@ import torch
 from projbench.allocator import allocator_info, tune_cpu_allocator
 
 
-
 def apply_process_settings() -> None:
     """Process-wide settings of a benchmark run as a program (``python -m benchmarks.X``):
     the same malloc policy as the ``projbench`` commands (``$PROJBENCH_CPU_ALLOCATOR``, default

@@ -154,7 +154,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     cuda = torch.device(args.device).type == "cuda"
     if cuda and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: CUDA is not available on this machine")
+        p.error(f"--device {args.device}: CUDA is not available here")
     if args.max_exp is None:
         args.max_exp = 20 if args.quick else 24
     if args.dense_max_exp is None:

@@ -139,7 +139,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", default=None)
     args = p.parse_args(argv)
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: CUDA is not available on this machine")
+        p.error(f"--device {args.device}: CUDA is not available here")
     if args.D_exps is None:
         args.D_exps = [16, 20] if args.quick else [16, 18, 20, 22, 24]
     if args.ds is None:

@@ -1,4 +1,4 @@
-"""Issue 8's ratios side by side, in one run (``python -m benchmarks.bench_ratios [--quick]``).
+"""The projections' speed ratios side by side, in one run (``python -m benchmarks.bench_ratios [--quick]``).
 
 Four sections, every contender of a section timed *interleaved*, round by round, in this one
 process (so machine load hits all alike); each time is the median over rounds of the mean call
@@ -14,14 +14,14 @@ in brackets. A time whose IQR exceeds 25 % of its median is flagged ``unstable``
 2. **Projections** at d = 1000, batch 1, D ∈ {199,210 (FC-MNIST), 2^20, 2^22}: one FWHT of
    length L; fastfood forward / adjoint / forward+backward (autograd) — also with the
    ``fht-cpu`` backend — and the *textbook* Fastfood forward (two full-length FWHTs and a
-   gather over L, the construction before issue 8, same matrix); fastjl and sparse likewise.
+   gather over L, the earlier construction, same matrix); fastjl and sparse likewise.
    Ratios: fastfood fwd ÷ FWHT, backward ÷ forward, fastjl ÷ fastfood, sparse ÷ fastfood; the
    stacked Fastfood (``variant="stacked"``) ÷ the global one, and fastjl ÷ stacked.
 3. **JL quality** of the same constructions (the permutation is now applied through its
    residues mod m, the matrix is unchanged): distortion of the sketch on Gaussian points against
    the Gaussian ideal χ²_d/d, and the maximum difference to the textbook matrix.
 4. **Subspace step ÷ plain step**: FC and LeNet on MNIST-shaped inputs, batch 128, d = 1000,
-   SGD (as issue 8 measured), fastfood / fastjl / sparse.
+   SGD, fastfood / fastjl / sparse.
 
 Writes results/bench_ratios_<device>[_<tag>].json and .md and prints the Markdown.
 """
@@ -220,7 +220,7 @@ def section_fwht(args: argparse.Namespace) -> list[dict[str, Any]]:
 # 2. projections
 # ---------------------------------------------------------------------------------------------
 class TextbookFastfood:
-    """The Fastfood forward before issue 8 (same matrix as ``fastfood``, same seed): two FWHTs of
+    """The earlier Fastfood forward (same matrix as ``fastfood``, same seed): two FWHTs of
     length L, a gather over L with the full permutation, five full-length multiplies."""
 
     def __init__(self, d: int, D: int, seed: int = 0, device: torch.device | str = "cpu") -> None:
@@ -396,7 +396,7 @@ def markdown(p: dict[str, Any]) -> str:
     flags = (" --quick" if st["quick"] else "") + f" --threads {st.get('threads') or 'default'}" + (
         f" --sections {st['sections']}" if st.get("sections", ALL_SECTIONS) != ALL_SECTIONS else "") + (
         f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
-    lines = [f"### Issue 8 ratios, one run (`python -m benchmarks.bench_ratios{flags}`, "
+    lines = [f"### Speed ratios, one run (`python -m benchmarks.bench_ratios{flags}`, "
              f"{st['rounds']} rounds)", "", machine_line(p["machine"]),
              "Times: median ± IQR over interleaved rounds (ms). Ratios: median of per-round ratios "
              "[IQR]. ⚠unstable: IQR > 25 % of the median.", ""]

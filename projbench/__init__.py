@@ -1,6 +1,6 @@
 """projbench: a plugin-based benchmark toolkit for random projections in deep learning.
 
-Public API (see ``shared/DESIGN.md`` §3)::
+Public API::
 
     P = projbench.make_projection("fastjl", d=1000, D=199_210, seed=0, device="cpu")
     y = P(theta)             # (..., d) -> (..., D)

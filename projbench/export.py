@@ -1,4 +1,4 @@
-"""Ship a subspace-trained model as the few numbers that rebuild it (issue 10, item 3).
+"""Ship a subspace-trained model as the few numbers that rebuild it.
 
 A model trained in a random subspace is θ = θ₀ + P θ_d. θ₀ is reproducible from the
 architecture, dataset and seed that built it (:func:`projbench.make_model` is deterministic
@@ -407,7 +407,7 @@ def _parse(data: bytes, where: str) -> tuple[dict[str, Any], memoryview]:
     """Magic, CRC-32, header length (≤ :data:`MAX_HEADER_BYTES`), nesting (≤
     :data:`MAX_HEADER_DEPTH`) and JSON with finite numbers only; returns (header, tensor bytes)."""
     if sys.byteorder != "little":  # pragma: no cover - no big-endian torch build to test on
-        raise SubspaceFileError("subspace files are little-endian; this machine is big-endian")
+        raise SubspaceFileError("subspace files are little-endian; this computer is big-endian")
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise SubspaceFileError(f"{where} is not a projbench subspace export (wrong magic bytes)")
     if len(data) < len(MAGIC) + 8:

@@ -1,4 +1,4 @@
-"""The d_int90 of one (architecture, dataset) pair: a one-pair study (Li et al. 2018, DESIGN §8).
+"""The d_int90 of one (architecture, dataset) pair: a one-pair study (Li et al. 2018).
 
 :func:`intrinsic_spec` builds the :class:`~projbench.study.spec.StudySpec` of a single pair from
 keyword arguments, and :func:`find_intrinsic_dim` runs it on any task pool (inline by default)

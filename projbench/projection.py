@@ -129,7 +129,7 @@ class Projection(nn.Module):
     name: ClassVar[str] = ""
     #: one line for ``projbench list projections``
     summary: ClassVar[str] = ""
-    #: E‖P e_j‖² = 1 (DESIGN §4). A deliberately unnormalised construction (e.g. fastjl's
+    #: E‖P e_j‖² = 1. A deliberately unnormalised construction (e.g. fastjl's
     #: ``variant="report"``) sets it False, which exempts it from that one contract check.
     unit_columns: bool = True
 

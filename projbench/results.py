@@ -1,4 +1,4 @@
-"""Versioned, append-only JSON-lines result files (DESIGN §9).
+"""Versioned, append-only JSON-lines result files.
 
 One file per run. Line 1 is the header ``{"type": "run", "schema": 1, "run_id", "time",
 "projbench", "git_commit", "machine", "torch", "cuda", "plugins", "config"}``; then one

@@ -1,4 +1,4 @@
-"""Subspace training: θ = θ₀ + P θ_d over any ``nn.Module`` (Li et al. 2018, DESIGN §6).
+"""Subspace training: θ = θ₀ + P θ_d over any ``nn.Module`` (Li et al. 2018).
 
 :class:`SubspaceModel` wraps a model whose trainable parameters, flattened in
 ``named_parameters()`` order, form θ ∈ R^D. At construction it
@@ -18,7 +18,7 @@ running statistics) are not projected: the model's own buffers are used and upda
 train mode. ``train()``/``eval()``/``to()`` propagate to the model and the projection.
 
 The gradient reaches θ_d through a custom autograd function whose backward is the projection's
-exact adjoint, ∂L/∂θ_d = Pᵀ ∂L/∂θ (DESIGN §4: ``adjoint`` is the exact transpose), so autograd
+exact adjoint, ∂L/∂θ_d = Pᵀ ∂L/∂θ (``adjoint`` is the exact transpose), so autograd
 does not record the projection's internal graph (e.g. the FWHT stages of Fastfood).
 
 **Per-layer projection** (``per_layer=True``): one projection P_i ∈ R^{n_i×d} per trainable

@@ -8,7 +8,7 @@ A plugin author writes one test::
         run_all_checks("myproj", d=7, D=50)        # or the class itself, plus its options
 
 Each ``check_*`` function raises :class:`ContractError` (an ``AssertionError``) with a message
-naming the projection, the sizes and what went wrong. The checks (see DESIGN §3–4):
+naming the projection, the sizes and what went wrong. The checks:
 
 * shapes for batch dims (), (n,), (a, b) in both directions;
 * forward == ``to_dense()`` @ θ and adjoint == ``to_dense()``ᵀ @ y (the exact transpose);

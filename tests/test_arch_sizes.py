@@ -160,7 +160,7 @@ def test_size_for_parameters_fixed_options_and_errors() -> None:
         size_for_parameters(spec, "mnist", 100)  # type: ignore[arg-type]
 
 
-# --- RNG hygiene (issue 9) ------------------------------------------------------------------
+# --- RNG hygiene ------------------------------------------------------------------
 
 
 def test_make_model_leaves_global_cpu_rng_untouched() -> None:

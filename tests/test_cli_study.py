@@ -82,7 +82,7 @@ def test_study_list_and_errors(tmp_path: Path) -> None:
     listed = CliRunner().invoke(cli, ["study", "--list"])
     assert listed.exit_code == 0
     names = {line.split("\t")[0] for line in listed.stdout.splitlines()}
-    assert {"smoke", "cpu-budget", "li2018", "seed-report"} <= names
+    assert {"smoke", "cpu-budget", "li2018", "all-architectures"} <= names
     for args, words in (
         (["study", "smok", "--out", str(tmp_path / "x")], "Did you mean 'smoke'"),
         (["study", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "x")], "does not exist"),

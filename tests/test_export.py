@@ -1,4 +1,4 @@
-"""Shipping a subspace-trained model: export / load_subspace, sizes, refusals (issue 10 item 3)."""
+"""Shipping a subspace-trained model: export / load_subspace, sizes, refusals."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import projbench
 from projbench import manager
 from projbench.errors import DuplicateNameError
 
-# The third-party projection of DESIGN.md §3, verbatim in substance.
+# A third-party projection as a plugin author writes it.
 DESIGN_EXAMPLE = '''
 import torch, projbench
 

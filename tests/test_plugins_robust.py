@@ -1,4 +1,4 @@
-"""One bad plugin must not take the tool down (issue 9).
+"""One bad plugin must not take the tool down.
 
 Every plugin here is a real on-disk distribution (module + ``.dist-info`` with an entry point
 in the ``projbench`` group) put on ``sys.path``, found by ``importlib.metadata`` exactly as an

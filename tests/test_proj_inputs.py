@@ -1,4 +1,4 @@
-"""Bad arguments to the projection API and fwht: one clear ProjbenchError each (issue 9, API)."""
+"""Bad arguments to the projection API and fwht: one clear ProjbenchError each."""
 
 from __future__ import annotations
 

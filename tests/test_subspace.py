@@ -265,7 +265,7 @@ def test_seed_out_of_range_is_clear() -> None:
 
 
 def test_per_layer_seeds_hash_sign() -> None:
-    """Seeds s and −s give different per-layer projections (issue 9: abs(seed) merged them)."""
+    """Seeds s and −s give different per-layer projections (abs(seed) once merged them)."""
     import numpy as np
 
     from projbench.subspace import _derived_seeds

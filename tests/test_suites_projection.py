@@ -172,7 +172,7 @@ def test_time_callable_rejects_bad_arguments():
     [
         ([1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.0], False),   # 2 % spread
         ([1.0, 1.2, 0.9, 1.1, 0.95, 1.05, 1.0], False),      # IQR/median 0.15
-        ([0.037, 0.04, 1.5, 0.035, 1.477, 0.036, 2.0], True),  # issue 9: 37 ms median, IQR 1477 ms
+        ([0.037, 0.04, 1.5, 0.035, 1.477, 0.036, 2.0], True),  # 37 ms median, IQR 1477 ms
         ([1.0, 1.0], True),                                  # too few samples to see a spread
         ([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0], True),    # bimodal: IQR/median 0.67
     ],
@@ -365,7 +365,7 @@ def test_scaling_exponent_standard_error_matches_closed_form():
 
 
 def test_scaling_exponent_leaves_out_unstable_points():
-    """Issue 9: a noisy point (here 100× too slow at the smallest D) gave α = −1.33."""
+    """A noisy point (here 100× too slow at the smallest D) gave α = −1.33."""
     times = {2**12: 4.0 * 100, 2**14: 16.0, 2**16: 64.0, 2**18: 256.0}
     with_noise = scaling_exponents(_speed_records(times))[("p", 10, 1, "float32", "cpu", "forward")]
     assert with_noise.alpha < 0.5

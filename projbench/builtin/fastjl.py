@@ -87,7 +87,7 @@ class FastJLProjection(Projection):
     signs: torch.Tensor  # (L,) Rademacher D_s
     summary = (
         "Ailon-Chazelle FJLT P_s·H·D_s used transposed; sparse P_s, q = min(1, ln²L/L) "
-        "(variant=report: the seed report's unnormalised q^(-1/3) construction)"
+        "(variant=report: an unnormalised q^(-1/3) construction found in earlier reimplementations)"
     )
 
     def __init__(

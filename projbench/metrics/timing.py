@@ -301,7 +301,7 @@ def device_unavailable(device: str) -> str | None:
     """Why ``device`` cannot be used here (for a ``skipped`` outcome), or None when it can."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        return f"device {device!r} requested but CUDA is not available on this machine"
+        return f"device {device!r} requested but CUDA is not available here"
     return None
 
 

@@ -1,4 +1,4 @@
-"""Studies: the seed report's whole d_int90 table from one command (DESIGN §10).
+"""Studies: a whole d_int90 table from one command.
 
 :mod:`~projbench.study.spec` (TOML → resolved spec), :mod:`~projbench.study.engine` (runs on a
 task pool, searches), :mod:`~projbench.study.store` (the resumable study folder),

@@ -26,7 +26,7 @@ A run then costs S·t_step + E·⌈N_test / b_eval⌉·t_eval (+ burn_in·t_full
 its runs, and the study T device-seconds (CPU- or GPU-hours); with N workers the wall time is
 T / N (:func:`wall_seconds`) — which holds only while N workers have N × threads cores: N jobs
 on fewer cores do not scale. Worker start-up (importing torch, ~3 s) and data loading are left
-out. The timings are this machine's, at its current load.
+out. The timings are those of the machine the command runs on, at its current load.
 """
 
 from __future__ import annotations
@@ -457,7 +457,7 @@ def executor_workers(
     executor: str, jobs: int, address: str | None, cpus_per_task: float, gpus_per_task: float
 ) -> int | None:
     """Concurrent runs of an executor, without starting it: ``--jobs`` for local processes; for a
-    local Ray, its CPUs (``--jobs``, else this machine's) over ``--cpus-per-task`` (and this
+    local Ray, its CPUs (``--jobs``, else the local machine's) over ``--cpus-per-task`` (and this
     machine's GPUs over ``--gpus-per-task``); None for a remote Ray cluster (unknown here)."""
     import os
 

@@ -148,7 +148,7 @@ def direct_summary(engine: StudyEngine, group: Group) -> dict[str, Any]:
 
 def stability_rows(engine: StudyEngine) -> list[dict[str, Any]]:
     """Per (pair, variant, projection, d): how many seeds diverged, loss spikes, the largest
-    loss jump, the condition number of P on sampled columns, and accuracy (issue 10 item 5)."""
+    loss jump, the condition number of P on sampled columns, and accuracy."""
     out = []
     for chain_key in sorted({(c.group, c.projection) for c in engine.chains}):
         group = engine.groups[chain_key[0]]

@@ -1,4 +1,4 @@
-"""The report's open questions (issue 10) as study presets, each run at smoke size on the
+"""The open questions as study presets, each run at smoke size on the
 embedded digits: robustness across recipes, direct small networks, burn-in, FastJL stability."""
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_bytes_to_ship_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", ["robustness-mnist", "direct-vs-subspace", "burn-in", "fastjl-stability",
-                                    "cpu-budget", "li2018", "seed-report", "fastfood-variants"])
+                                    "cpu-budget", "li2018", "all-architectures", "fastfood-variants"])
 def test_every_preset_resolves(preset: str) -> None:
     from projbench.study.spec import load_spec
 

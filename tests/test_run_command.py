@@ -50,7 +50,7 @@ class Gaussian(projbench.Projection):
 
 
 class ShortOutput(Gaussian):
-    """Returns D - 1 values: the bug of issue 9 item 2."""
+    """Returns D - 1 values: an off-by-one projection."""
 
     name = "short3p"
 
