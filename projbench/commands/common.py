@@ -42,7 +42,7 @@ def executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["local", "ray"]),
             default="local",
             show_default=True,
-            help="local: this machine (inline or a process pool); ray: a Ray cluster.",
+            help="local: the machine the command runs on (inline or a process pool); ray: a Ray cluster.",
         ),
         click.option("--address", default=None, help="Ray cluster address (default: start a local Ray)."),
         click.option(
@@ -199,10 +199,61 @@ def _blocked(signals: tuple[int, ...]) -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by signal ``signum``; a ``KeyboardInterrupt``, so nothing that catches
+    ``Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _StopRequests:
+    """Where the stop signals go while a command runs (:func:`stops_on_signals`): the first
+    raises :class:`Interrupted` in the main thread, later ones are ignored while the command
+    cleans up; one that arrives while a worker is being started is raised once it has started
+    (:meth:`held`), so that no worker escapes the stop."""
+
+    def __init__(self) -> None:
+        self.fired: int | None = None
+        self.pending: int | None = None
+        self.holding = 0
+
+    def reset(self) -> None:
+        """Forget earlier stops (a new command starts)."""
+        self.__init__()  # type: ignore[misc]
+
+    def handle(self, signum: int, frame: object) -> None:
+        """The signal handler."""
+        if self.fired is not None:
+            return
+        if self.holding:
+            self.pending = signum
+            return
+        self.fired = signum
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold a stop signal back until the block is done."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+            if not self.holding and self.pending is not None and self.fired is None:
+                self.fired, self.pending = self.pending, None
+                raise Interrupted(self.fired)
+
+
+_STOPS = _StopRequests()
+
+
 class ShieldedPool:
-    """A process pool whose workers start with :data:`SHIELDED_SIGNALS` blocked: a terminal's
+    """A process pool whose workers start with :data:`SHIELDED_SIGNALS` blocked — a terminal's
     Ctrl-C or hang-up reaches every process of the group, and the driver stops the workers
-    itself (:func:`stop_pool`). Everything else is the wrapped pool's."""
+    itself (:func:`stop_pool`) — and where a stop signal waits until a worker being started is
+    known to the pool. Everything else is the wrapped pool's."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
@@ -211,7 +262,7 @@ class ShieldedPool:
         return getattr(self._pool, name)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        with _blocked(SHIELDED_SIGNALS):  # workers are spawned while tasks are submitted
+        with _STOPS.held(), _blocked(SHIELDED_SIGNALS):  # workers start as tasks are submitted
             return self._pool.submit(fn, *args)
 
 
@@ -225,7 +276,9 @@ def make_pool_from(
     connect_timeout: float | None = None,
 ) -> Any:
     """The pool the executor options ask for. A Ray ``address`` must answer within
-    ``connect_timeout`` seconds (default: :func:`ray_timeout`), else one line."""
+    ``connect_timeout`` seconds (default: :func:`ray_timeout`), else one line. A local process
+    pool is a :class:`ShieldedPool` (created with :data:`SHIELDED_SIGNALS` blocked, so that a
+    process it starts in the background, such as a fork server, keeps them blocked too)."""
     from projbench.executors import make_pool
 
     def start() -> Any:
@@ -241,43 +294,36 @@ def make_pool_from(
             "with `ray status`, or wait longer with --ray-timeout"
         )
         with _deadline(timeout, late):
-            pool = start()
-    else:
+            return start()
+    if executor != "local":
+        return start()
+    with _blocked(SHIELDED_SIGNALS):
         pool = start()
     return ShieldedPool(pool) if getattr(pool, "name", "") == "processes" else pool
 
 
-def stop_pool(pool: Any) -> None:
-    """Stop a pool's workers now (what runs is lost; finished runs are already recorded)."""
+def stop_pool(pool: Any, wait_s: float = 10.0) -> None:
+    """Stop a pool's workers now (what runs is lost; finished runs are already recorded), and
+    wait up to ``wait_s`` seconds for the threads that watched them to finish, so that the
+    interpreter's exit does not race with their cleanup."""
     if pool is None:
         return
     terminate = getattr(pool, "terminate", None)
     (terminate or pool.close)()
-
-
-class Interrupted(KeyboardInterrupt):
-    """A stop asked for by signal ``signum``; a ``KeyboardInterrupt``, so nothing that catches
-    ``Exception`` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    deadline = time.monotonic() + wait_s
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """While the block runs, the first of :data:`STOP_SIGNALS` raises :class:`Interrupted` in the
-    main thread; later ones are ignored while the block cleans up. Previous handlers come back."""
-    fired: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        if not fired:
-            fired.append(signum)
-            raise Interrupted(signum)
-
+    """While the block runs, :data:`STOP_SIGNALS` go to :data:`_STOPS`; previous handlers come
+    back afterwards."""
+    _STOPS.reset()
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
+        signal.signal(sig, _STOPS.handle)
     try:
         yield
     finally:

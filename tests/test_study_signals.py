@@ -1,0 +1,124 @@
+"""A running `projbench study` stopped by Ctrl-C (SIGINT to its process group), SIGTERM or SIGHUP
+ends with one line and the exit status 128 + the signal, stops its workers, leaves no leaked
+semaphores behind, and keeps a folder that the same command resumes to completion without
+training again what had finished. Real signals to a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+MESSAGE = "interrupted; rerun the same command to resume"
+
+# a baseline and two subspace runs on the embedded digits, each a second or a few
+STUDY = """
+seeds = 1
+projections = ["fastjl"]
+[search]
+method = "grid"
+grid = [8, 64]
+baseline = "local"
+[recipe]
+lr = 1e-2
+epochs = 100
+max_steps = 600
+batch_size = 32
+[[pairs]]
+architecture = "mlp"
+dataset = "digits"
+"""
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and /proc: Linux")
+
+
+def run_records(folder: Path) -> list[dict]:
+    """The run records of a study folder, in file order."""
+    lines = (folder / "study.jsonl").read_text().splitlines() if (folder / "study.jsonl").exists() else []
+    records = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("type") == "run":
+            records.append(rec)
+    return records
+
+
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` has started (its workers, the multiprocessing resource tracker)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def command(spec: Path, out: Path, jobs: int) -> list[str]:
+    return [sys.executable, "-m", "projbench.cli", "study", str(spec), "--out", str(out),
+            "--no-figures", "--jobs", str(jobs)]
+
+
+@pytest.mark.parametrize(
+    ("name", "to_group", "jobs"),
+    [("SIGINT", True, 2), ("SIGTERM", False, 2), ("SIGHUP", False, 1)],
+    ids=["ctrl-c-with-workers", "sigterm-with-workers", "sighup-inline"],
+)
+def test_a_signal_stops_the_study_in_one_line_and_the_same_command_resumes_it(
+    tmp_path: Path, name: str, to_group: bool, jobs: int
+) -> None:
+    sig = getattr(signal, name)
+    spec, out = tmp_path / "study.toml", tmp_path / "out"
+    spec.write_text(STUDY)
+    cmd = command(spec, out, jobs)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not run_records(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the study ended before it could be interrupted"
+        workers = children(proc.pid)
+        if to_group:
+            os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does
+        else:
+            proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + sig, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("study ")]
+    assert lines == [MESSAGE], stderr
+    assert "Aborted" not in stderr and "leaked" not in stderr and "Traceback" not in stderr
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in workers), "workers outlived the driver"
+    finished = {r["run_id"] for r in run_records(out) if r["status"] == "ok"}
+    assert finished and '"type": "end"' not in (out / "study.jsonl").read_text()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(finished)} reused" in again.stderr
+    counts = Counter(r["run_id"] for r in run_records(out))
+    assert all(counts[rid] == 1 for rid in finished), "a finished run was trained again"
+    assert len(counts) == 3 and '"type": "end"' in (out / "study.jsonl").read_text()
