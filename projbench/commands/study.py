@@ -124,7 +124,7 @@ def study(
     Examples:
       projbench study smoke --out runs/smoke --jobs 2
       projbench study cpu-budget --out runs/cpu-budget --jobs 2      # a laptop, ~1 h
-      projbench study seed-report --out runs/seed --device cuda --executor ray --gpus-per-task 0.25
+      projbench study all-architectures --out runs/all --device cuda --executor ray --gpus-per-task 0.25
     """
     from projbench.cliutils import resolve_device
     from projbench.report import stderr_console

@@ -1,4 +1,4 @@
-"""A study (DESIGN §10): (architecture, dataset) pairs × projections × seeds × recipe × search,
+"""A study: (architecture, dataset) pairs × projections × seeds × recipe × search,
 declared in TOML and resolved into a fully explicit :class:`StudySpec`.
 
 TOML layout (every table optional except ``pairs``; presets in ``projbench/study/presets``)::
@@ -17,7 +17,7 @@ TOML layout (every table optional except ``pairs``; presets in ``projbench/study
                weight_decay = [...], schedule = [...], burn_in = [0, 100]
                (the product of the listed values; each combination is its own variant with
                its own baselines and d_int90)
-    [direct]   sizes = 6, lrs = [1e-3, 3e-3]   (directly trained small networks, issue 10)
+    [direct]   sizes = 6, lrs = [1e-3, 3e-3]   (directly trained small networks)
     [[pairs]]  architecture, dataset, and any overrides of search/recipe/run keys and
                `projections` (a subset of the labels above) for that pair
 
