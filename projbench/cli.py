@@ -25,7 +25,7 @@ from projbench import __version__
 from projbench.allocator import tune_cpu_allocator
 from projbench.cliutils import parse_options, resolve_device, split_names
 from projbench.commands.common import check_fwht_backend, data_dir_option, fwht_backend_option
-from projbench.errors import ProjbenchError
+from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.manager import REGISTRY_HOOKS, get_registry, plugin_infos, register_commands
 
 KINDS = tuple(REGISTRY_HOOKS)
@@ -571,9 +571,24 @@ def compare_command(a_path: str, b_path: str, alpha: float, confidence: float, m
     'ok' cases count. A timing with fewer than 5 samples a side, or one that `run` flagged
     unstable, gets no verdict ('unclear', with the reason). A and B with no case in common is
     an error (exit status 1).
+
+    \b
+    Two study folders are compared cell by cell (architecture, dataset, variant, projection):
+    the ratio of mean d_int90 B/A, per-seed ratios, and a verdict - higher (a regression: more
+    dimensions needed) or lower only when B's interval lies wholly beyond A's and, with at
+    least 6 seeds paired, a Wilcoxon signed-rank test agrees (p < --alpha).
     """
-    from projbench.compare import compare_runs, comparison_table
     from projbench.report import stderr_console
+    from projbench.study.store import is_study
+
+    if is_study(a_path) or is_study(b_path):
+        if not (is_study(a_path) and is_study(b_path)):
+            raise InvalidArgumentError(
+                "compare a study folder with another study folder (or run files with run files)"
+            )
+        _compare_studies(a_path, b_path, alpha, as_json, fail_on_regression, stderr_console())
+        return
+    from projbench.compare import compare_runs, comparison_table
 
     result = compare_runs(a_path, b_path, alpha=alpha, confidence=confidence, min_change=min_change)
     result.check_comparable()  # nothing in common is an error, not an empty table that passes
@@ -588,6 +603,39 @@ def compare_command(a_path: str, b_path: str, alpha: float, confidence: float, m
                   f"{len(result.improvements)} improvement(s); {result.only_a} case(s) only in A, "
                   f"{result.only_b} only in B{no_verdict}")
     if fail_on_regression and result.regressions:
+        raise SystemExit(1)
+
+
+def _interval_text(mean: float | None, interval: list[Any]) -> str:
+    return "-" if mean is None else f"{mean:,.0f} [{interval[0]}, {interval[1]}]"
+
+
+def _compare_studies(
+    a_path: str, b_path: str, alpha: float, as_json: bool, fail_on_regression: bool, console: Console
+) -> None:
+    """``compare`` of two study folders (:func:`projbench.study.api.compare_studies`)."""
+    from rich.table import Table
+
+    from projbench.study.api import compare_studies
+
+    rows = compare_studies(a_path, b_path, alpha=alpha)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1, default=str))
+    else:
+        table = Table(title=f"d_int90: {b_path} (B) against {a_path} (A)", title_justify="left")
+        for header in ("architecture", "dataset", "variant", "projection", "A", "B", "B/A", "verdict", "why"):
+            table.add_column(header, no_wrap=header != "why")
+        for r in rows:
+            ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            table.add_row(r["architecture"], r["dataset"], r["variant"], r["projection"],
+                          _interval_text(r["a_mean"], r["a_interval"]),
+                          _interval_text(r["b_mean"], r["b_interval"]), ratio, r["verdict"], r["why"])
+        console.print(table)
+    higher = [r for r in rows if r["verdict"] == "higher"]
+    console.print(f"{len(rows)} cells: {len(higher)} regression(s) (d_int90 higher in B), "
+                  f"{sum(r['verdict'] == 'lower' for r in rows)} improvement(s), "
+                  f"{sum(r['verdict'] == 'unclear' for r in rows)} unclear")
+    if fail_on_regression and higher:
         raise SystemExit(1)
 
 

@@ -68,3 +68,39 @@ def test_read_results_skips_study_folders_and_says_what_to_use(tmp_path: Path) -
     shutil.copy(RESULTS / "bench_subspace_fc_mnist.jsonl", runs / "run.jsonl")
     rows = projbench.read_results(runs)
     assert rows and all(r["run_file"].endswith("run.jsonl") for r in rows)
+
+
+def test_compare_command_gates_on_a_d_int90_that_moved(tmp_path: Path) -> None:
+    """Two studies whose d_int90 differ 10x over 8 seeds: 'higher', and --fail-on-regression
+    exits 1; the same study twice passes."""
+    import json
+    import subprocess
+    import sys
+
+    from projbench.executors import InlinePool
+    from projbench.runs import RunSpec
+    from projbench.study.runner import run_study
+    from projbench.study.spec import resolve
+
+    def runs(step: int):
+        def run(spec: RunSpec, data_dir: str | None) -> dict:
+            acc = 1.0 if spec.projection is None else (0.95 if spec.d >= step + spec.seed else 0.5)
+            return {"type": "run", "run_id": spec.run_id, "identity": spec.identity, "status": "ok",
+                    "stats": {"test_accuracy": acc, "run_wall_s": 0.0}, "samples": {}, "error": None,
+                    "worker": {}}
+        return run
+
+    data = {"seeds": 8, "projections": ["p"], "search": {"d_min": 10, "d_max": 10000, "rtol": 0.05},
+            "pairs": [{"architecture": "toy", "dataset": "toyset"}]}
+    for name, step in (("a", 100), ("b", 1000)):
+        run_study(resolve(data, "toy"), tmp_path / name, pool=InlinePool(), run_fn=runs(step))
+
+    def compare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "projbench.cli", "compare", *args], capture_output=True,
+                              text=True, timeout=300)
+
+    gate = compare(str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--fail-on-regression")
+    rows = json.loads(gate.stdout)
+    assert gate.returncode == 1 and rows[0]["verdict"] == "higher" and rows[0]["ratio"] > 5
+    same = compare(str(tmp_path / "a"), str(tmp_path / "a"), "--fail-on-regression")
+    assert same.returncode == 0 and "0 regression(s)" in same.stderr
