@@ -2,7 +2,9 @@
 
 Progress bars and result tables go to stderr (rich); data — listings, result file paths,
 figure paths — go to stdout, so ``projbench run … > path.txt`` captures what was written.
-Every :class:`projbench.ProjbenchError` becomes a one-line ``Error: …`` and exit status 1.
+Every :class:`projbench.ProjbenchError` becomes a one-line ``Error: …`` and exit status 1; so
+does a write that a full disk, a quota or a read-only file system refused (``OSError`` with
+``ENOSPC``, ``EDQUOT`` or ``EROFS``), wherever in a command it happens.
 """
 
 from __future__ import annotations
@@ -69,6 +71,22 @@ class ProjbenchGroup(click.Group):
                 return super().invoke(ctx)
             except ProjbenchError as exc:
                 raise click.ClickException(" ".join(str(exc).split())) from None
+            except OSError as exc:
+                message = _device_refused(exc)
+                if message is None:
+                    raise
+                raise click.ClickException(message) from None
+
+
+def _device_refused(exc: OSError) -> str | None:
+    """One line for a write that a full disk, a quota or a read-only file system refused
+    anywhere in a command (what, why, what to do); None for any other ``OSError``."""
+    from projbench.results import DEVICE_FULL_ADVICE, write_failure
+
+    if exc.errno not in DEVICE_FULL_ADVICE:
+        return None
+    what = str(exc.filename) if exc.filename is not None else "a file"
+    return " ".join(write_failure(what, exc, "run the same command again").split())
 
 
 @click.group(cls=ProjbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

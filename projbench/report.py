@@ -17,6 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from projbench.errors import InvalidArgumentError
+from projbench.figures import save_figure
+
 STATUS_STYLE = {"ok": "green", "failed": "red", "diverged": "yellow", "skipped": "dim"}
 
 
@@ -243,7 +246,9 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
     """One PNG per suite that can draw its records (``suite.figure``); returns the paths.
 
     Records of several runs are drawn as separate series (``projection @runid``); a figure
-    whose cases have NaN/inf values says how many were left out, in red, at its foot.
+    whose cases have NaN/inf values says how many were left out, in red, at its foot. Each PNG
+    is written atomically (:func:`projbench.figures.save_figure`): a full disk leaves no half
+    file and is one line (:class:`~projbench.errors.InvalidArgumentError`).
     """
     import matplotlib
 
@@ -251,7 +256,10 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot create figure folder {out}: {exc.strerror or exc}") from None
     written: list[Path] = []
     for suite_name, rows in group_by_suite(records).items():
         draw = getattr(_suite_view(suite_name), "figure", None)
@@ -268,8 +276,10 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
             fig.text(0.01, 0.002, f"{bad} case(s) with NaN/inf values are not drawn (see the table)",
                      color="red", fontsize=8, ha="left", va="bottom")
         path = out / f"{suite_name}.png"
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        try:
+            save_figure(fig, path, bbox_inches="tight")  # atomic: never a half-written PNG
+        finally:
+            plt.close(fig)
         written.append(path)
     return written
 

@@ -26,6 +26,7 @@ refused outright when the file is to be resumed (``strict=True``), before anythi
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -53,6 +54,49 @@ NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 class ResultsFileError(InvalidArgumentError):
     """A results file cannot be read, resumed or written; the message says which and why."""
+
+
+#: what to do when a device refuses bytes: a full disk, an exhausted quota, a read-only mount
+DEVICE_FULL_ADVICE = {
+    errno.ENOSPC: "free space on its device",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EROFS: "make that file system writable or choose a folder on another one",
+}
+
+
+def write_failure(what: str, exc: OSError, then: str) -> str:
+    """One line for an ``OSError`` met while writing ``what`` (e.g. ``"study file PATH"``):
+    ``cannot write WHAT: REASON; ADVICE, then THEN`` where ADVICE says what to do about a full
+    disk, a quota or a read-only file system (:data:`DEVICE_FULL_ADVICE`); other errors get
+    the reason and ``then`` alone."""
+    reason = exc.strerror or type(exc).__name__
+    advice = DEVICE_FULL_ADVICE.get(exc.errno or 0)
+    return f"cannot write {what}: {reason}; " + (f"{advice}, then {then}" if advice else then)
+
+
+def append_line(fh: Any, data: bytes) -> None:
+    """Append ``data`` (one complete line) to the file ``fh`` (opened for append) and fsync it,
+    all or nothing. The bytes go straight to its descriptor, never through ``fh``'s buffer.
+
+    When the device takes only part of it or none (a full disk, a quota, a read-only file
+    system, a failing ``fsync``), the file is cut back to the length it had before and the
+    ``OSError`` propagates: no torn line is left, and nothing is held in a buffer that a later
+    ``close`` would try (and fail) to write again. An interrupt mid-write also cuts back.
+    """
+    fd = fh.fileno()
+    start = os.lseek(fd, 0, os.SEEK_END)
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException as exc:
+        if view or isinstance(exc, OSError):
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass  # a torn last line is tolerated by the readers; the resume starts a new one
+        raise
 
 
 def _now() -> str:
@@ -146,6 +190,11 @@ class ResultsWriter:
 
     ``ResultsWriter(path, config)`` starts a new file (or, with ``resume=True`` and an existing
     file, continues it). Use as a context manager or call :meth:`close`.
+
+    A line the device refuses (full disk, quota, read-only: :func:`append_line`) leaves the
+    file as it was before that line and raises :class:`ResultsFileError`, one line saying
+    what to do; a new file whose header could not be written is removed. After such an error
+    the writer only closes: no ``end`` line is attempted, so the run can be resumed.
     """
 
     def __init__(self, path: str | os.PathLike[str], config: dict[str, Any], *, resume: bool = True) -> None:
@@ -154,6 +203,8 @@ class ResultsWriter:
         existing = read_run(self.path, strict=True) if (resume and self.path.exists()) else None
         self._completed: set[str] = set()
         env = environment_info()
+        self._failed = False
+        created = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if existing is not None and existing.header is not None:
@@ -162,12 +213,13 @@ class ResultsWriter:
                 torn = not self.path.read_bytes().endswith(b"\n")
                 self._fh = self.path.open("a", encoding="utf-8")
                 if torn:  # a torn last line: start afresh on the next line
-                    self._fh.write("\n")
-                self._write({"type": "resume", "time": _now(), "config": config, **env})
+                    append_line(self._fh, b"\n")
+                self._append({"type": "resume", "time": _now(), "config": config, **env})
             else:
                 self.run_id = uuid.uuid4().hex[:12]
                 self._fh = _create_for_append(self.path)
-                self._write(
+                created = True
+                self._append(
                     {"type": "run", "schema": SCHEMA_VERSION, "run_id": self.run_id, "time": _now(),
                      **env, "config": config}
                 )
@@ -175,13 +227,42 @@ class ResultsWriter:
             raise ResultsFileError(f"{self.path} exists already; resume it with --resume {self.path} "
                                    "or choose another path") from None
         except OSError as exc:
-            raise ResultsFileError(f"cannot write results file {self.path}: {_os_reason(exc)}") from None
+            self._abandon_after_failure(remove=created)
+            raise ResultsFileError(write_failure(
+                f"results file {self.path}", exc,
+                "run the same command again" if existing is None
+                else f"resume it with --resume {self.path} (its recorded cases are kept)",
+            )) from None
         self.cases_written = 0
 
+    def _append(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one fsync'ed line (all or nothing: :func:`append_line`)."""
+        append_line(self._fh, (json.dumps(_jsonable(record), sort_keys=False) + "\n").encode("utf-8"))
+
     def _write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(_jsonable(record), sort_keys=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        """Append ``record``; a refused write closes the writer and is one line
+        (:class:`ResultsFileError`) saying how to resume the run."""
+        try:
+            self._append(record)
+        except OSError as exc:
+            self._abandon_after_failure(remove=False)
+            raise ResultsFileError(write_failure(
+                f"results file {self.path}", exc,
+                f"resume the run with --resume {self.path} (every case recorded before is kept)",
+            )) from None
+
+    def _abandon_after_failure(self, *, remove: bool) -> None:
+        """Close the file after a refused write; ``remove`` deletes it (a new file that holds
+        no complete header, hence nothing to resume)."""
+        self._failed = True
+        fh = getattr(self, "_fh", None)
+        if fh is not None and not fh.closed:
+            fh.close()
+        if remove:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
 
     def completed_keys(self) -> set[str]:
         """Keys of cases already finished (``ok`` or ``diverged``): skip them when resuming.
@@ -200,8 +281,9 @@ class ResultsWriter:
         self.cases_written += 1
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
-        """Write the ``end`` line and close the file."""
-        if self._fh.closed:
+        """Write the ``end`` line and close the file (only close it after a refused write)."""
+        if self._fh.closed or self._failed:
+            self._fh.close()
             return
         self._write({"type": "end", "time": _now(), "summary": summary or {}})
         self._fh.close()

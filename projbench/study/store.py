@@ -16,6 +16,11 @@ boolean, stats that are not an object) — is counted and reported, never silent
 A file whose header line is empty or torn (a start that died while writing it) holds no study
 yet and is started anew.
 
+A line the device refuses (a full disk, a quota, a read-only file system) is cut back, so
+the file stays as it was before that line, and the error is one line saying what to do: free
+space and run the same command again, which resumes the study. A new file whose header could
+not be written is removed (it holds no study).
+
 One driver at a time: :class:`StudyStore` holds an exclusive lock
 (:class:`projbench.locking.FileLock`) on ``study.jsonl`` until :meth:`StudyStore.close`; a
 second driver gets one line naming the holder.
@@ -35,6 +40,7 @@ from typing import Any
 from projbench.errors import InvalidArgumentError
 from projbench.locking import FileLock
 from projbench.results import _jsonable as results_jsonable
+from projbench.results import append_line, write_failure
 from projbench.study.spec import spec_differences
 
 SCHEMA = 1
@@ -227,6 +233,8 @@ class StudyStore:
     def _open(
         self, spec: dict[str, Any], env: dict[str, Any], validate: Callable[[StudyFile], None] | None
     ) -> None:
+        self._failed = False
+        created = False
         try:
             if self.file.exists():
                 try:
@@ -247,12 +255,13 @@ class StudyStore:
                 self.study_id = str(self.previous.header.get("study_id"))
                 self._fh = self.file.open("a", encoding="utf-8")
                 if not self.file.read_bytes().endswith(b"\n"):
-                    self._fh.write("\n")  # a torn last line: start a fresh one
-                self._write({"type": "resume", "time": _now(), "env": env})
+                    append_line(self._fh, b"\n")  # a torn last line: start a fresh one
+                self._append({"type": "resume", "time": _now(), "env": env})
             else:
                 self.study_id = uuid.uuid4().hex[:12]
+                created = not self.file.exists()
                 self._fh = self.file.open("a", encoding="utf-8")
-                self._write(
+                self._append(
                     {
                         "type": "study",
                         "schema": SCHEMA,
@@ -263,7 +272,10 @@ class StudyStore:
                     }
                 )
         except OSError as exc:
-            raise InvalidArgumentError(f"cannot write {self.file}: {exc.strerror or exc}") from None
+            self._abandon(remove=created)
+            raise InvalidArgumentError(
+                write_failure(f"study file {self.file}", exc, "run the same command again")
+            ) from None
 
     @property
     def finished(self) -> dict[str, dict[str, Any]]:
@@ -272,19 +284,49 @@ class StudyStore:
             return {}
         return {k: v for k, v in self.previous.runs.items() if v.get("status") in FINISHED}
 
+    def _append(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one fsync'ed line, all or nothing (:func:`append_line`)."""
+        append_line(self._fh, (json.dumps(_jsonable(record)) + "\n").encode("utf-8"))
+
     def _write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(_jsonable(record)) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        """Append ``record``; a refused write closes the file and is one line
+        (:class:`InvalidArgumentError`) saying how to resume the study."""
+        try:
+            self._append(record)
+        except OSError as exc:
+            self._abandon(remove=False)
+            raise InvalidArgumentError(
+                write_failure(
+                    f"study file {self.file}",
+                    exc,
+                    "run the same command again to resume the study (every finished run is kept)",
+                )
+            ) from None
+
+    def _abandon(self, *, remove: bool) -> None:
+        """Close the file after a refused write; ``remove`` deletes it (a new file that holds
+        no complete header). The lock is kept until :meth:`close` (or ``__init__``'s cleanup)."""
+        self._failed = True
+        fh = getattr(self, "_fh", None)
+        if fh is not None and not fh.closed:
+            fh.close()
+        if remove:
+            try:
+                self.file.unlink()
+            except OSError:
+                pass
 
     def append_run(self, record: dict[str, Any]) -> None:
+        """Append one finished run (``run_id``, ``identity``, ``status``, ``stats``, …)."""
         self._write({**record, "type": "run", "study_id": self.study_id, "time": _now()})
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
-        if self._fh.closed:
+        """Write the ``end`` line (with ``summary``; none when None or after a refused write),
+        close the file and release the lock."""
+        if self._fh.closed and not self._lock.held:
             return
         try:
-            if summary is not None:
+            if summary is not None and not self._failed and not self._fh.closed:
                 self._write({"type": "end", "time": _now(), "summary": summary})
         finally:
             self._fh.close()
