@@ -1,7 +1,8 @@
 """The README and the documentation site say what is true of the code: the README says what
 projbench is before how to install it, stays short and links only to pages that exist; the docs
-explain every column the report tables show, document every hook and every study preset, and
-speak only of the product (no references to internal tickets or working notes). The strict
+explain every column the report tables show, document every hook, study preset, study-file key,
+report format, public name, environment variable and package module, and speak only of the
+product (no references to internal tickets or working notes). The strict
 site build (`make docs`) checks links and anchors; these checks need no docs toolchain."""
 
 from __future__ import annotations
@@ -88,6 +89,52 @@ def test_every_preset_is_in_the_preset_table() -> None:
     listed = set(re.findall(r"`([\w-]+)`", "\n".join(
         row.split("|")[1] for row in table.splitlines()[2:])))
     assert listed == presets
+
+
+def test_every_public_name_is_in_the_api_page() -> None:
+    import projbench
+
+    text = _page("api.md")
+    missing = [name for name in projbench.__all__ if not re.search(rf"\b{re.escape(name)}\b", text)]
+    assert not missing, f"docs/api.md does not mention projbench.{', projbench.'.join(missing)}"
+
+
+def test_every_environment_variable_is_in_the_cli_page() -> None:
+    used = {m for path in (ROOT / "projbench").rglob("*.py")
+            for m in re.findall(r"\bPROJBENCH_[A-Z_]+\b", path.read_text())}
+    text = _page("cli.md")
+    table = text[text.index("| variable | effect |"):]
+    table = table[:table.index("\n\n")]
+    documented = set(re.findall(r"^\| `(PROJBENCH_[A-Z_]+)`", table, re.M))
+    assert used <= documented, f"cli.md's variable table lacks {sorted(used - documented)}"
+
+
+def test_every_module_is_on_the_architecture_page() -> None:
+    text = _page("architecture.md")
+    package = ROOT / "projbench"
+    modules = [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
+    modules += [f"study/{p.name}" for p in (package / "study").glob("*.py") if p.name != "__init__.py"]
+    missing = [m for m in modules if f"`{m}`" not in text and not re.search(rf"`{re.escape(m)}`,|, `{re.escape(m)}`", text)]
+    assert not missing, f"docs/architecture.md does not describe {missing}"
+
+
+def test_every_study_key_is_in_the_studies_page() -> None:
+    from projbench.study.spec import ACCURACY_CHOICES, RECIPE_KEYS, RUN_KEYS, SEARCH_KEYS
+    from projbench.training import WEIGHT_DECAY_ON
+
+    text = _page("studies.md")
+    section = text[text.index("## The study file"):text.index("## Checks before anything runs")]
+    for key in (*SEARCH_KEYS, *RECIPE_KEYS, *RUN_KEYS, *ACCURACY_CHOICES, *WEIGHT_DECAY_ON):
+        assert re.search(rf"\b{re.escape(key)}\b", section), f"studies.md's study file section lacks {key!r}"
+
+
+def test_every_report_format_is_documented() -> None:
+    from projbench.study.report import FORMATS
+
+    for page in ("cli.md", "studies.md"):
+        text = _page(page)
+        for fmt in FORMATS:
+            assert re.search(rf"`{fmt}`|--format {fmt}\b", text), f"{page} does not document --format {fmt}"
 
 
 def test_the_machine_is_stated_once() -> None:
