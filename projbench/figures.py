@@ -24,6 +24,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a figure is an ordinary file
         with os.fdopen(fd, "wb") as fh:
             fig.savefig(fh, format=target.suffix.lstrip(".") or "png", **savefig_kwargs)
             fh.flush()
@@ -31,8 +32,13 @@ def save_figure(fig: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -
         os.replace(tmp_name, target)
         tmp_name = None
     except OSError as exc:
+        import errno
+
+        advice = {errno.ENOSPC: "free space on its device", errno.EDQUOT: "free space within your quota",
+                  errno.EROFS: "its file system is read-only"}.get(exc.errno or 0, "check the folder")
         raise InvalidArgumentError(
-            f"cannot write figure {target}: {exc.strerror or exc}; free space or choose another folder"
+            f"cannot write figure {target}: {exc.strerror or exc}; {advice}, or choose another folder "
+            "(--figures DIR)"
         ) from None
     finally:
         if tmp_name is not None:
