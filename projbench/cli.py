@@ -511,7 +511,7 @@ def _report_run_files(paths: list[str], console: Console, fmt: str, fig_dir: str
     if fmt == "table":
         print_tables(records, console)
     elif fmt in ("md", "csv", "json"):
-        click.echo(_run_records_as(records, fmt), nl=False)
+        click.echo(_run_records_as(runs, fmt), nl=False)
     target = Path(fig_dir) if fig_dir else default_figure_dir([r.path for r in runs])
     if fmt == "html":
         with tempfile.TemporaryDirectory() as tmp:
@@ -521,16 +521,16 @@ def _report_run_files(paths: list[str], console: Console, fmt: str, fig_dir: str
     return [] if no_figures else write_figures(records, target)
 
 
-def _run_records_as(records: list[dict[str, Any]], fmt: str) -> str:
-    """Every case as one flat row (:func:`projbench.records.flatten_case`): CSV with the union of
-    the columns, JSON as a list, or one Markdown table per suite."""
+def _run_records_as(runs: list[Any], fmt: str) -> str:
+    """Every case of ``runs`` as one flat row (:func:`projbench.records.flatten_case`, with its
+    run file): CSV with the union of the columns, JSON as a list, or one Markdown table per suite."""
     import csv
     import io
     import json
 
     from projbench.records import flatten_case
 
-    rows = [flatten_case(r) for r in records]
+    rows = [flatten_case(c, run_file=str(run.path)) for run in runs for c in run.cases]
     if fmt == "json":
         return json.dumps(rows, indent=1, default=str) + "\n"
     columns = list(dict.fromkeys(k for r in rows for k in r))

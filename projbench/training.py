@@ -63,7 +63,9 @@ LEGACY_RECIPE_DEFAULTS: dict[str, Any] = {
     "eps": 1e-8,
     "weight_decay_on": "trainable",
 }
-#: recipe fields that change what is recorded, never the trained result (not in the identity)
+#: recipe fields that change what is recorded, never the trained result; ``eval_epochs`` is
+#: left out of a run's identity, ``eval_batch_size`` stays in it (it always was: earlier runs'
+#: ids depend on it)
 RECORDING_FIELDS = ("eval_epochs", "eval_batch_size")
 #: a step's loss above SPIKE_FACTOR × the median of the previous SPIKE_WINDOW losses is a spike
 SPIKE_FACTOR = 2.0

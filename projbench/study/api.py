@@ -5,7 +5,7 @@ side cell by cell.
 A **run row** flattens one stored run record: ``run_id``, ``role`` (baseline, subspace,
 direct), ``status``, every identity field (``architecture``, ``dataset``, ``projection``,
 ``d``, ``seed``, ``burn_in``, … and ``recipe.<field>``), every stat (``test_accuracy``,
-``run_wall_s``, ``D``, …), ``final_epoch_accuracy`` and ``converged`` (see
+``run_wall_s``, ``D``, …) and ``converged`` (see
 :mod:`projbench.study.budget`). A **table row** is one cell of the study table
 (:meth:`projbench.study.engine.StudyEngine.rows`): (architecture, dataset, variant,
 projection) with d_int90 mean, interval, per-seed values, baseline accuracy, status.

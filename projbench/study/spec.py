@@ -624,7 +624,7 @@ def _read_text(path: Path) -> str:
 def read_toml(source: str) -> tuple[dict[str, Any], str]:
     """The parsed TOML of a preset name or a file path, and the study's name."""
     path = Path(source)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file() or (path.exists() and source not in preset_names()):
         if not path.is_file():
             raise InvalidArgumentError(
                 f"study file {source} does not exist; give a preset "
