@@ -91,7 +91,7 @@ def test_final_and_best_accuracy_give_the_expected_d_int90(
 def test_accuracy_choice_is_validated() -> None:
     from projbench.errors import InvalidArgumentError
 
-    with pytest.raises(InvalidArgumentError, match="accuracy must be one of final, best"):
+    with pytest.raises(InvalidArgumentError, match=r"accuracy: give one of 'final', 'best', not 'mean'"):
         spec(accuracy="mean")
 
 
@@ -166,4 +166,7 @@ def test_reference_csv_with_two_sources_gives_a_ratio_per_source(tmp_path: Path)
     add_reference(rows, read_reference(ref))
     assert rows[0]["ours_over"] == {"paper": 2.0, "reimplementation": 0.5}
     md = render(rows, "md")
-    assert "ours/paper" in md and "ours/reimplementation" in md and "| 2.00 |" in md
+    assert "| ref1 | ours/ref1 | ref2 | ours/ref2 |" in md and "| 25 | 2.00 | 100 | 0.50 |" in md
+    from projbench.study.report import reference_legend
+
+    assert reference_legend(rows) == "ref1 = paper; ref2 = reimplementation"
