@@ -114,7 +114,8 @@ def test_every_module_is_on_the_architecture_page() -> None:
     package = ROOT / "projbench"
     modules = [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
     modules += [f"study/{p.name}" for p in (package / "study").glob("*.py") if p.name != "__init__.py"]
-    missing = [m for m in modules if f"`{m}`" not in text and not re.search(rf"`{re.escape(m)}`,|, `{re.escape(m)}`", text)]
+    missing = [m for m in modules
+               if f"`{m}`" not in text and not re.search(rf"`{re.escape(m)}`,|, `{re.escape(m)}`", text)]
     assert not missing, f"docs/architecture.md does not describe {missing}"
 
 

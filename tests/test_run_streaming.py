@@ -221,7 +221,8 @@ RAY = ("--executor", "ray", "--jobs", "2")
 
 @pytest.mark.parametrize(("signum", "executor"), [
     (signal.SIGINT, ()), (signal.SIGTERM, ()), (signal.SIGINT, ("--jobs", "2")),
-    (signal.SIGTERM, ("--isolate",)), (signal.SIGINT, RAY),
+    pytest.param(signal.SIGTERM, ("--isolate",), marks=pytest.mark.slow),
+    pytest.param(signal.SIGINT, RAY, marks=pytest.mark.slow),
 ], ids=["ctrl-c-inline", "sigterm-inline", "ctrl-c-jobs2", "sigterm-isolate", "ctrl-c-ray"])
 def test_a_signal_keeps_finished_cases_says_one_line_and_resume_finishes(
         plugins, tmp_path, signum, executor) -> None:

@@ -164,6 +164,35 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        try:
+            todo.extend(_children(child))
+        except OSError:
+            continue
+    return out
+
+
+def _worker_pids(driver: int) -> list[int]:
+    """The driver's worker processes: its children other than multiprocessing's resource
+    tracker and fork server, and the fork server's children (a forked worker keeps the server's
+    command line, so it is told apart by its parent)."""
+    out = []
+    for pid in _children(driver):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        except OSError:
+            continue
+        if "forkserver" in cmd:
+            out.extend(_children(pid))
+        elif "resource_tracker" not in cmd:
+            out.append(pid)
+    return out
+
+
 @pytest.fixture(scope="module")
 def tiny_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("tiny")
@@ -180,7 +209,8 @@ def test_kill_9_of_the_driver_leaves_no_workers_and_resumes_exactly(tiny_referen
     out = tmp_path / "killed"
     proc = subprocess.Popen(_study_cmd(spec, out, 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_runs(proc, out, 5)
-    workers = _children(proc.pid)
+    workers = _descendants(proc.pid)  # the workers, and the fork server they come from
+    assert _worker_pids(proc.pid), "no worker process found"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _run_lines(out)
@@ -203,8 +233,7 @@ def test_kill_9_of_a_worker_is_survived(tiny_reference: tuple[Path, Path], tmp_p
     out = tmp_path / "worker-killed"
     proc = subprocess.Popen(_study_cmd(spec, out, 2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_runs(proc, out, 3)
-    workers = [p for p in _children(proc.pid)
-               if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    workers = _worker_pids(proc.pid)
     assert workers
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)

@@ -127,7 +127,10 @@ def test_a_study_file_symlink_leading_out_of_the_folder_is_refused(tmp_path: Pat
     assert "outside the study folder" in line and not outside.exists()
 
 
-@pytest.mark.parametrize("bad", ['"0.99"', "true", '{"x": 1}'])
+@pytest.mark.parametrize(
+    "bad",
+    ['"0.99"', pytest.param("true", marks=pytest.mark.slow), pytest.param('{"x": 1}', marks=pytest.mark.slow)],
+)
 def test_hand_edited_records_of_the_wrong_type_are_not_used(tmp_path: Path, bad: str) -> None:
     from projbench.study.store import read_study
 
