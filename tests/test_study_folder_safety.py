@@ -129,7 +129,11 @@ def test_a_study_file_symlink_leading_out_of_the_folder_is_refused(tmp_path: Pat
 
 @pytest.mark.parametrize(
     "bad",
-    ['"0.99"', pytest.param("true", marks=pytest.mark.slow), pytest.param('{"x": 1}', marks=pytest.mark.slow)],
+    [
+        '"0.99"',
+        pytest.param("true", marks=pytest.mark.slow),
+        pytest.param('{"x": 1}', marks=pytest.mark.slow),
+    ],
 )
 def test_hand_edited_records_of_the_wrong_type_are_not_used(tmp_path: Path, bad: str) -> None:
     from projbench.study.store import read_study
