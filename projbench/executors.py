@@ -493,7 +493,7 @@ class PoolExecutor:
             return failed_record(case, settings, f"{type(exc).__name__}: {_one_line(exc)}")
 
     def _death_note(self) -> str:
-        codes = getattr(self.pool, "exit_codes", lambda: [])()
+        codes: list[int] = getattr(self.pool, "exit_codes", lambda: [])()
         crashes = [c for c in codes if c != -signal.SIGTERM] or codes
         how = ", ".join(dict.fromkeys(describe_exit(c) for c in crashes)) or "died"
         return (f"WorkerCrashed: the process running this case {how} (a crash in native code, "

@@ -279,10 +279,10 @@ def _build_manager() -> _State:
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in blocked:
             continue
-        name = _name_for(ep, builtin_modules, set(state.meta))
-        if name is None or name in blocked or name in state.meta:
+        plugin_name = _name_for(ep, builtin_modules, set(state.meta))
+        if plugin_name is None or plugin_name in blocked or plugin_name in state.meta:
             continue
-        _load_entry_point(state, ep, name, builtin_modules.get(name) == ep.value)
+        _load_entry_point(state, ep, plugin_name, builtin_modules.get(plugin_name) == ep.value)
 
     for name, module in BUILTIN_PLUGINS:
         if name in blocked or pm.has_plugin(name) or name in state.meta:

@@ -95,7 +95,8 @@ def provenance_differences(stored: Any, current: dict[str, Any]) -> list[str]:
     for key in ("data", "fwht"):
         if key in stored and stored.get(key) != current.get(key):
             out.append(f"{key}: {stored.get(key)!r} -> {current.get(key)!r}")
-    old_plugins = stored.get("plugins") if isinstance(stored.get("plugins"), dict) else {}
+    raw = stored.get("plugins")
+    old_plugins: dict[str, Any] = raw if isinstance(raw, dict) else {}
     for kind, owner in (current.get("plugins") or {}).items():
         if kind in old_plugins and old_plugins[kind] != owner:
             out.append(f"{kind} plugin: {old_plugins[kind]!r} -> {owner!r}")

@@ -184,7 +184,7 @@ class _DTypeStub:
 
     def resolve(self) -> np.dtype:
         """The numpy dtype described."""
-        return np.dtype(self.code).newbyteorder("=" if self.order == "|" else self.order)
+        return np.dtype(self.code).newbyteorder("=" if self.order == "|" else self.order)  # type: ignore[arg-type]
 
 
 class _ArrayStub:

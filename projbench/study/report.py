@@ -593,7 +593,7 @@ def _dataset_figures(
                     elif hit["status"] in ("not reached", "partly reached") and _bound(hit):
                         label = None if "^" in labelled else "not reached: d_int90 above this d"
                         labelled.add("^")
-                        ax.plot([x], [_bound(hit)], marker="^", ms=9, mfc="none", color=colours[proj],
+                        ax.plot([x], [_bound(hit) or 1.0], marker="^", ms=9, mfc="none", color=colours[proj],
                                 ls="none", label=label)
             ax.set_xticks(range(len(archs)), archs)
             ax.set_yscale("log")
@@ -639,7 +639,7 @@ def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]
                     label=f"{key[0]}/{key[1]} {key[2]}",
                 )
             if cens:
-                ax.plot([values.index(r[f"axis_{axis}"]) for r in cens], [_bound(r) for r in cens],
+                ax.plot([values.index(r[f"axis_{axis}"]) for r in cens], [_bound(r) or 1.0 for r in cens],
                         marker="^", ms=8, mfc="none", ls="none", color=colour,
                         label=f"{key[0]}/{key[1]} {key[2]}: not reached (d_int90 above)")
             drawn |= bool(pts or cens)

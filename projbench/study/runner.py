@@ -52,10 +52,10 @@ class StudyProvenance:
     def of(self, identity: dict[str, Any]) -> dict[str, Any]:
         from projbench.provenance import run_provenance
 
-        key = (identity.get("architecture"), identity.get("dataset"), identity.get("projection"),
+        key = (str(identity.get("architecture")), str(identity.get("dataset")), identity.get("projection"),
                identity.get("fwht_backend"))
         if key not in self._cache:
-            self._cache[key] = run_provenance(*key[:3], self.data_dir, key[3])
+            self._cache[key] = run_provenance(key[0], key[1], key[2], self.data_dir, key[3])
         return self._cache[key]
 
     def check_spec(self, spec: StudySpec) -> None:

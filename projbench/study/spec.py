@@ -34,7 +34,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from projbench.errors import InvalidArgumentError
 from projbench.search import SEARCH_METHODS, validate_search
@@ -256,10 +256,13 @@ class Field:
         return self._number_ok(value, int if self.kind == "int" else (int, float))
 
     def _number_ok(self, value: Any, types: type | tuple[type, ...]) -> bool:
-        if isinstance(value, bool) or not isinstance(value, types) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, types):
             return False
-        above_lo = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
-        return above_lo and (self.hi is None or value <= self.hi)
+        number = float(cast(float, value))
+        if not math.isfinite(number):
+            return False
+        above_lo = self.lo is None or (number > self.lo if self.lo_open else number >= self.lo)
+        return above_lo and (self.hi is None or number <= self.hi)
 
     def describe(self) -> str:
         """What to give, in words (``an integer in 1..256``)."""
@@ -518,7 +521,7 @@ def _pair(
     if len(set(chosen)) != len(chosen):
         raise InvalidArgumentError(f"{where}projections lists a label twice: {chosen}; list each once")
     _check_search(search)
-    return PairSpec(arch, ds, list(chosen), search, recipe, run)
+    return PairSpec(str(arch), str(ds), list(chosen), search, recipe, run)
 
 
 def resolve(
