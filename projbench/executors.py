@@ -281,7 +281,14 @@ class ProcessPool:
 
     def exit_codes(self) -> list[int]:
         """Exit codes of the workers of the current pool, once a break has ended them (a worker
-        whose end was just seen may not be reaped yet: each gets up to 2 s)."""
+        whose end was just seen may not be reaped yet: each gets up to 2 s).
+
+        The pool's own management thread reaps the workers of a broken pool; reading an exit
+        code while it does so races with it (under a fork server the status is a message that
+        only one reader gets; the other sees 255), so its end is awaited first."""
+        manager = getattr(self._pool, "_executor_manager_thread", None)
+        if manager is not None and manager is not threading.current_thread():
+            manager.join(timeout=5)
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
         for process in processes:
             process.join(timeout=2)
