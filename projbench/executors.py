@@ -34,6 +34,7 @@ that were in flight beside it run again one at a time so the culprit is known. O
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -220,6 +221,29 @@ def describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+#: seconds a worker stopped by :meth:`ProcessPool.terminate` has between SIGTERM and SIGKILL
+TERMINATE_GRACE_S = 1.0
+
+
+def stop_processes(processes: list[Any], grace_s: float = TERMINATE_GRACE_S) -> None:
+    """SIGTERM to each of ``processes`` (``multiprocessing`` processes) still alive, SIGKILL to
+    those alive ``grace_s`` seconds later; returns once every one has ended (each is waited
+    for up to 5 s after SIGKILL, which only a process stuck in the kernel outlasts)."""
+    for process in processes:
+        if process.exitcode is None:
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
+    deadline = time.monotonic() + max(grace_s, 0.0)
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.exitcode is None:
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()
+    for process in processes:
+        process.join(timeout=5)
+
+
 #: modules a worker needs for every task, imported once by the fork server so that each worker
 #: starts with them loaded (importing torch and the built-ins costs seconds per process)
 WORKER_PRELOAD = ("projbench.worker_preload",)
@@ -251,6 +275,87 @@ def _warm_up_fork_server() -> None:
     from multiprocessing import forkserver
 
     threading.Thread(target=forkserver.ensure_running, name="projbench-forkserver", daemon=True).start()
+
+
+class ChildFailure(ProjbenchError):
+    """A call made by :func:`call_in_child` did not return a value: ``error`` (one line) when it
+    raised, ``timed_out`` when it was still running at the deadline, ``exit_code`` when its
+    process died first."""
+
+    def __init__(self, message: str, *, error: str | None = None, timed_out: bool = False,
+                 exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.timed_out = timed_out
+        self.exit_code = exit_code
+
+
+def _child_main(conn: Any, parent_pid: int, env: dict[str, str], fn: Callable[..., Any],
+                args: tuple[Any, ...]) -> None:
+    """Entry point of :func:`call_in_child`'s process: die with the driver, leave the terminal's
+    signals to it, take its ``PROJBENCH_*`` settings, and send back ``("value", fn(*args))`` or
+    ``("raised", "Type: message")``."""
+    _die_with_parent(parent_pid)
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for key in [k for k in os.environ if k.startswith("PROJBENCH_")]:
+        del os.environ[key]
+    os.environ.update(env)
+    try:
+        message: tuple[str, Any] = ("value", fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt in plugin code too
+        message = ("raised", _describe(exc))
+    try:
+        conn.send(message)
+    except Exception as exc:  # noqa: BLE001 - a value that cannot be pickled
+        conn.send(("raised", f"its result cannot be sent back ({_describe(exc)})"))
+    conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = _one_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def call_in_child(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
+    """``fn(*args)`` in a child process started like a worker (:func:`worker_context`: forked
+    from the fork server, so it starts with torch and the plugins imported), its value returned.
+
+    For code that may hang or crash its process (a third-party plugin): raises
+    :class:`ChildFailure` when ``fn`` raises (any exception, ``SystemExit`` included), when it
+    has not returned within ``timeout`` seconds (the child is killed), or when the child dies
+    first (a segfault, an abort). ``fn``, ``args`` and the value must pickle. The child takes
+    the caller's ``PROJBENCH_*`` environment variables, ignores SIGINT and SIGHUP (a terminal
+    sends them to the whole process group: the caller decides) and dies with the caller; when
+    this returns or raises, an interrupt included, the child is gone."""
+    context = worker_context()
+    receive, send = context.Pipe(duplex=False)
+    env = {k: v for k, v in os.environ.items() if k.startswith("PROJBENCH_")}
+    process = context.Process(  # type: ignore[attr-defined]
+        target=_child_main, args=(send, os.getpid(), env, fn, args), name="projbench-child", daemon=True)
+    try:
+        process.start()
+        send.close()
+        if not receive.poll(timeout):  # True on a message, and on EOF (the child died)
+            raise ChildFailure(f"no answer within {timeout:g} s", timed_out=True)
+        try:
+            kind, value = receive.recv()
+        except (EOFError, OSError):
+            process.join(timeout=5)
+            how = describe_exit(process.exitcode)
+            raise ChildFailure(f"its process {how}", exit_code=process.exitcode) from None
+        process.join(timeout=5)  # it exits once it has answered
+        if kind == "raised":
+            raise ChildFailure(str(value), error=str(value))
+        return value
+    finally:
+        send.close()
+        receive.close()
+        if process.pid is not None:
+            stop_processes([process], grace_s=0.0)
+            with contextlib.suppress(ValueError):  # still running: only a process stuck in the kernel
+                process.close()
 
 
 class ProcessPool:
@@ -294,15 +399,16 @@ class ProcessPool:
             process.join(timeout=2)
         return [p.exitcode for p in processes if p.exitcode is not None]
 
-    def terminate(self) -> None:
-        """Stop every worker now (their tasks are lost) and cancel what has not started."""
+    def terminate(self, grace_s: float = TERMINATE_GRACE_S) -> None:
+        """Stop every worker now (their tasks are lost) and cancel what has not started.
+
+        Each worker gets SIGTERM, and SIGKILL when it is still alive ``grace_s`` seconds later
+        (a task stuck in native code, or one that ignores SIGTERM): when this returns no worker
+        is left, so nothing that waits for the workers afterwards (``close``, the pool's own
+        thread, the interpreter's exit) can block."""
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+        stop_processes(processes, grace_s)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         return self._pool.submit(fn, *args)

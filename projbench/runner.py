@@ -12,7 +12,9 @@ one-line error instead of a file of failed cases:
 3. resume: an existing file is validated in full (see :func:`projbench.results.read_run`) and
    refused when it was recorded with other result-changing settings (:data:`RESULT_SETTINGS`);
 4. contracts: each projection that still has cases to measure passes the contract checks of
-   :mod:`projbench.testing` once, at a small size, or the run is refused with the check's message.
+   :mod:`projbench.testing` once, at a small size, or the run is refused with the check's message;
+   a third-party projection is checked in a child process with a deadline
+   (:func:`check_projection_contracts`), so one that hangs or crashes is refused in one line too.
 
 Every case key covers what changes its result (:func:`projbench.suites.case_identity`): seed,
 dtype, device, the options the projection accepts and the plugin that registered it.
@@ -139,23 +141,92 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def check_projection_contracts(names: list[str], settings: RunSettings) -> None:
+#: seconds a third-party projection's contract checks may take (their child process is killed
+#: then), unless :data:`CONTRACT_TIMEOUT_ENV` says otherwise
+DEFAULT_CONTRACT_TIMEOUT_S = 60.0
+CONTRACT_TIMEOUT_ENV = "PROJBENCH_CONTRACT_TIMEOUT"
+
+
+def contract_timeout() -> float:
+    """``$PROJBENCH_CONTRACT_TIMEOUT`` seconds, else :data:`DEFAULT_CONTRACT_TIMEOUT_S`; a value
+    that is not a positive number is a one-line error."""
+    import math
+
+    raw = os.environ.get(CONTRACT_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CONTRACT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgumentError(
+            f"{CONTRACT_TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def contract_failure(name: str, device: str | None, options: dict[str, Any],
+                     reload_plugins: bool = False) -> str | None:
+    """Run :func:`projbench.testing.run_all_checks` on projection ``name`` (d=7, D=50, float64,
+    also on ``device``); None when it passes, else the failure in one line. ``reload_plugins``:
+    build the plugin registries anew first (in a child process whose registries were built
+    with another environment)."""
+    from projbench.testing import run_all_checks
+
+    if reload_plugins:
+        from projbench import manager
+
+        manager.reset()
+    try:
+        run_all_checks(name, d=CHECK_d, D=CHECK_D, device=device, **options)
+    except Exception as exc:  # noqa: BLE001 - ContractError, or whatever a broken plugin raises
+        what = "" if isinstance(exc, AssertionError | ProjbenchError) else f"{type(exc).__name__}: "
+        return f"{what}{_one_line(exc)}"
+    return None
+
+
+def check_projection_contracts(names: list[str], settings: RunSettings, *,
+                               isolate: bool | None = None) -> None:
     """Run :func:`projbench.testing.run_all_checks` once per projection (d=7, D=50, float64,
     with the run's options it accepts; also on the run's device when that is not the CPU).
-    A failure raises :class:`ProjectionCheckError` with the check's message, one line."""
-    from projbench.testing import run_all_checks
+    A failure raises :class:`ProjectionCheckError` with the check's message, one line.
+
+    The checks of a third-party projection (one no built-in plugin registers) run in a child
+    process (:func:`projbench.executors.call_in_child`) that is killed after
+    :func:`contract_timeout` seconds: a projection whose code hangs, or crashes its process, is
+    refused in one line instead of taking the command with it. Built-ins run here.
+    ``isolate``: True or False forces either way for every projection."""
+    from projbench.executors import ChildFailure, call_in_child, describe_exit
 
     registry = get_registry("projections")
     device = None if settings.device == "cpu" else settings.device
     for name in names:
-        try:
-            run_all_checks(name, d=CHECK_d, D=CHECK_D, device=device, **settings.projection_options(name))
-        except Exception as exc:  # noqa: BLE001 - ContractError, or whatever a broken plugin raises
-            what = "" if isinstance(exc, AssertionError | ProjbenchError) else f"{type(exc).__name__}: "
+        owner = registry.owner(name)
+        options = settings.projection_options(name)
+        alone = isolate if isolate is not None else owner not in registry.builtin_plugins
+        refused = f"projection {name!r} (plugin {owner!r})"
+        if not alone:
+            failure = contract_failure(name, device, options)
+        else:
+            timeout = contract_timeout()
+            try:
+                failure = call_in_child(contract_failure, name, device, options, True, timeout=timeout)
+            except ChildFailure as exc:
+                if exc.timed_out:
+                    raise ProjectionCheckError(
+                        f"{refused} did not finish the contract checks of projbench.testing within "
+                        f"{timeout:g} s (its code hangs?) and is not measured; fix or remove the plugin, "
+                        f"or set {CONTRACT_TIMEOUT_ENV} to wait longer") from None
+                if exc.exit_code is not None or exc.error is None:
+                    raise ProjectionCheckError(
+                        f"{refused} crashed the process running the contract checks of projbench.testing "
+                        f"(it {describe_exit(exc.exit_code)}: a crash in native code, an abort or an "
+                        "out-of-memory kill) and is not measured; fix or remove the plugin") from None
+                failure = exc.error
+        if failure is not None:
             raise ProjectionCheckError(
-                f"projection {name!r} (plugin {registry.owner(name)!r}) fails the contract checks "
-                f"of projbench.testing and is not measured: {what}{_one_line(exc)}"
-            ) from None
+                f"{refused} fails the contract checks of projbench.testing and is not measured: {failure}"
+            )
 
 
 def check_run_seed(seed: object) -> int:
