@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from benchmarks import fmt, machine_info, machine_line, md_table, write_results
-from projbench.hadamard import hadamard_matrix
+from projbench.builtin.fwht_torch import hadamard_matrix
 from projbench.metrics.timing import time_callable
 
 

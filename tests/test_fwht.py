@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 
 import pytest
 import scipy.linalg
@@ -12,18 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import projbench
+from projbench.builtin import fwht_torch as kernel
+from projbench.builtin.fwht_torch import _factor_bits, fwht_leading, fwht_torch, hadamard_matrix
 from projbench.errors import InvalidArgumentError
-from projbench.hadamard import (
-    FWHTBackend,
-    _factor_bits,
-    fwht,
-    fwht_torch,
-    hadamard_matrix,
-    is_power_of_two,
-    next_power_of_two,
-)
-
-fwht_module = sys.modules["projbench.hadamard"]
+from projbench.hadamard import FWHTBackend, fwht, is_power_of_two, next_power_of_two
 
 
 def scipy_h(n: int) -> torch.Tensor:
@@ -49,16 +40,16 @@ def test_large_sizes_via_kronecker(k: int) -> None:
 @pytest.mark.parametrize("radix", [1, 2, 3, 5, 7])
 @pytest.mark.parametrize("k", [6, 9, 11])
 def test_every_radix_plan_is_correct(monkeypatch: pytest.MonkeyPatch, radix: int, k: int) -> None:
-    monkeypatch.setitem(fwht_module.RADIX_BITS, "cpu", radix)
-    monkeypatch.setitem(fwht_module.DENSE_MAX_BITS, "cpu", 0)
-    monkeypatch.setitem(fwht_module.DENSE_MAX_WORK, "cpu", 0)
+    monkeypatch.setitem(kernel.RADIX_BITS, "cpu", radix)
+    monkeypatch.setitem(kernel.DENSE_MAX_BITS, "cpu", 0)
+    monkeypatch.setitem(kernel.DENSE_MAX_WORK, "cpu", 0)
     x = torch.randn(2, 1 << k, dtype=torch.float64)
     torch.testing.assert_close(fwht_torch(x), x @ scipy_h(1 << k), rtol=1e-12, atol=1e-9)
 
 
 def test_row_groups_cover_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows go through in cache-sized groups; an uneven last group must still be right."""
-    monkeypatch.setitem(fwht_module.CHUNK_ELEMENTS, "cpu", 3 * 1024)
+    monkeypatch.setitem(kernel.CHUNK_ELEMENTS, "cpu", 3 * 1024)
     x = torch.randn(11, 1024, dtype=torch.float64)
     torch.testing.assert_close(fwht_torch(x), x @ scipy_h(1024), rtol=1e-12, atol=1e-9)
 
@@ -182,6 +173,23 @@ def test_factor_bits_is_a_near_equal_split(k: int, radix: int) -> None:
     assert not bits or max(bits) - min(bits) <= 1
 
 
+def test_tuning_tables_are_keyed_per_device_type() -> None:
+    """Every plan setting of the torch kernel has a CPU and a CUDA entry (other device types use
+    the CPU's)."""
+    tables = (kernel.RADIX_BITS, kernel.DENSE_MAX_BITS, kernel.DENSE_SMALL_MAX_BITS, kernel.DENSE_MAX_WORK,
+              kernel.CHUNK_ELEMENTS, kernel.BLOCK_BITS, kernel.OUTER_RADIX_BITS)
+    assert all(set(t) == {"cpu", "cuda"} for t in tables)
+
+
+def test_kernel_names_still_import_from_the_dispatch_module() -> None:
+    import projbench.hadamard as dispatch
+
+    assert dispatch.fwht_torch is fwht_torch and dispatch.hadamard_matrix is hadamard_matrix
+    assert dispatch.fwht_leading is fwht_leading and dispatch.TORCH_BACKEND is kernel.TORCH_BACKEND
+    with pytest.raises(AttributeError, match="no attribute 'RADIX_BITS'"):
+        dispatch.RADIX_BITS  # noqa: B018 - tuning tables have one home: the kernel module
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("k", [0, 3, 7, 8, 12, 16, 20])
@@ -201,8 +209,8 @@ def test_cuda_matches_cpu(k: int, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("batch", [1, 3])
 def test_cache_blocked_long_rows(monkeypatch: pytest.MonkeyPatch, k: int, block: int, batch: int) -> None:
     """Rows longer than 2^BLOCK_BITS take the blocked path: H_{n/C}·(X·H_C)."""
-    monkeypatch.setitem(fwht_module.BLOCK_BITS, "cpu", block)
-    monkeypatch.setitem(fwht_module.RADIX_BITS, "cpu", 3)
+    monkeypatch.setitem(kernel.BLOCK_BITS, "cpu", block)
+    monkeypatch.setitem(kernel.RADIX_BITS, "cpu", 3)
     n = 1 << k
     x = torch.randn(batch, n, dtype=torch.float64)
     a, b = 1 << (k // 2), 1 << (k - k // 2)
@@ -213,8 +221,8 @@ def test_cache_blocked_long_rows(monkeypatch: pytest.MonkeyPatch, k: int, block:
 @pytest.mark.parametrize("outer", [1, 2, 3, 5])
 def test_outer_radix_plans(monkeypatch: pytest.MonkeyPatch, outer: int) -> None:
     """The passes over the leading axis of the blocked path, for every outer radix."""
-    monkeypatch.setitem(fwht_module.BLOCK_BITS, "cpu", 6)
-    monkeypatch.setitem(fwht_module.OUTER_RADIX_BITS, "cpu", outer)
+    monkeypatch.setitem(kernel.BLOCK_BITS, "cpu", 6)
+    monkeypatch.setitem(kernel.OUTER_RADIX_BITS, "cpu", outer)
     for batch in (1, 2):
         x = torch.randn(batch, 1 << 12, dtype=torch.float64)
         ref = (scipy_h(64) @ x.view(batch, 64, 64) @ scipy_h(64)).reshape(batch, -1)
@@ -252,8 +260,6 @@ def test_reused_workspace_never_leaks_into_results() -> None:
 def test_fwht_leading_is_H_times_each_column(B: int, m: int, K: int) -> None:
     """fwht_leading transforms the leading (block) axis of (B, m, K): scale·H_m·X_b, against
     scipy's Hadamard matrix; float32 agrees with float64 to rounding."""
-    from projbench.hadamard import fwht_leading
-
     x = torch.randn(B, m, K, dtype=torch.float64)
     H = torch.from_numpy(scipy.linalg.hadamard(m).astype("float64"))
     torch.testing.assert_close(fwht_leading(x, scale=0.25), 0.25 * (H @ x), rtol=1e-12, atol=1e-12)
@@ -266,8 +272,8 @@ def test_scaled_block_cache_stays_within_its_byte_bound() -> None:
     """Scales differ per projection seed: a study must not pin one dense scaled block per seed."""
     cpu = torch.device("cpu")
     for i in range(40):  # 40 × 2 MiB (512×512 float64) > the 16 MiB bound
-        h = fwht_module._scaled_block(512, torch.float64, cpu, 1.0 + i / 1000)
+        h = kernel._scaled_block(512, torch.float64, cpu, 1.0 + i / 1000)
         torch.testing.assert_close(h, scipy_h(512) * (1.0 + i / 1000))
-    held = sum(t.numel() * t.element_size() for t in fwht_module._SCALED_CACHE.values())
-    assert 0 < held <= fwht_module._SCALED_CACHE_MAX_BYTES
-    assert fwht_module._scaled_block(512, torch.float64, cpu, 1.039) is h  # a hit, not a recompute
+    held = sum(t.numel() * t.element_size() for t in kernel._SCALED_CACHE.values())
+    assert 0 < held <= kernel._SCALED_CACHE_MAX_BYTES
+    assert kernel._scaled_block(512, torch.float64, cpu, 1.039) is h  # a hit, not a recompute

@@ -11,12 +11,12 @@ import scipy.linalg
 import torch
 
 from projbench import testing
+from projbench.builtin.fwht_torch import fwht_torch
 from projbench.errors import UnknownNameError
 from projbench.hadamard import (
     BACKEND_ENV,
     FWHTBackend,
     fwht,
-    fwht_torch,
     resolve_backend,
     selected_backend,
     use_backend,

@@ -66,7 +66,7 @@ on the bump the spread is 0.18, at the ideal and below the global form's 0.24
 (``tests/test_jl_statistics.py``), and with 12 seeds d_int90 matches the global form's (FC 927
 vs 944, LeNet 546 vs 552; ``results/study-fastfood-variants``).
 The layout costs nothing: the transform runs along the leading axis of the (m, K) array
-(:func:`projbench.hadamard.fwht_leading`), and W is stored as (m, K).
+(:func:`projbench.builtin.fwht_torch.fwht_leading`), and W is stored as (m, K).
 
 Normalisation: a block maps e_j to H_m W_J Π h_j with h_j = H_m B e_j ∈ {±1}^m, of squared norm
 m·ΣW_J² exactly; block J keeps its rows i < p_J = min(m, ⌈(D − J)/K⌉), p_J·ΣW_J² in expectation
@@ -86,8 +86,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from projbench.builtin.fwht_torch import fwht_leading
 from projbench.errors import InvalidArgumentError
-from projbench.hadamard import fwht, fwht_leading, next_power_of_two
+from projbench.hadamard import fwht, next_power_of_two
 from projbench.projection import Projection, check_state_budget, linear_map
 
 #: default state budget (bytes) of one projection, as for ``dense``
@@ -205,8 +206,8 @@ class FastfoodProjection(Projection):
     def _fwht_scaled(self, x: torch.Tensor, *, along_blocks: bool = False) -> torch.Tensor:
         """c·√m·H applied to ``x``: along the last dim (the global form's length-L transform) or,
         with ``along_blocks``, along the block axis of the stacked form's (B, m, K) array
-        (:func:`~projbench.hadamard.fwht_leading`). The scale rides in the first pass; in float16
-        the transform is normalised and the rest of the scale applied after, for range."""
+        (:func:`~projbench.builtin.fwht_torch.fwht_leading`). The scale rides in the first pass;
+        in float16 the transform is normalised and the rest of the scale applied after, for range."""
         transform, n = (fwht_leading, self.m) if along_blocks else (fwht, x.shape[-1])
         if x.dtype == torch.float16:
             return transform(x, scale=1 / math.sqrt(n)) * (self.scale * math.sqrt(n))

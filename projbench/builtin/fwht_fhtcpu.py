@@ -3,7 +3,7 @@ package (install with ``pip install 'projbench[fast]'``).
 
 The library transforms a C-contiguous numpy array in place along its last axis (rows in
 parallel with OpenMP for 2-D arrays), computing the same unnormalised Sylvester-order x·H_n as
-:func:`projbench.hadamard.fwht_torch`. This backend copies the input into a new tensor — multiplied
+:func:`projbench.builtin.fwht_torch.fwht_torch`. This backend copies the input into a new tensor — multiplied
 by ``scale`` in the same pass, so a normalised transform costs no extra sweep — and lets the
 library transform that tensor's memory through a zero-copy numpy view. CPU only, float32 and
 float64; elsewhere (CUDA, half types, library not installed) the dispatcher falls back to

@@ -1,6 +1,6 @@
 """Built-in plugin ``torch-fwht``: the FWHT backends that ship with projbench.
 
-* ``"torch"`` — the default, pure PyTorch (:func:`projbench.hadamard.fwht_torch`), every device;
+* ``"torch"`` — the default, pure PyTorch (:mod:`projbench.builtin.fwht_torch`), every device;
 * ``"fht-cpu"`` — the compiled CPU transform of the optional ``fht-cpu`` package
   (:mod:`projbench.builtin.fwht_fhtcpu`); registered always, ``available()`` only where
   ``pip install 'projbench[fast]'`` installed the library, so ``projbench list backends``
@@ -20,7 +20,7 @@ from projbench.registry import Registry
 @hookimpl
 def projbench_register_fwht_backends(registry: Registry[Any]) -> None:
     from projbench.builtin.fwht_fhtcpu import FHTCPU_BACKEND
-    from projbench.hadamard import TORCH_BACKEND
+    from projbench.builtin.fwht_torch import TORCH_BACKEND
 
     registry.add(TORCH_BACKEND)
     registry.add(FHTCPU_BACKEND)
