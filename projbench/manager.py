@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("sparse", "projbench.plugins.sparse"),
     ("fastfood", "projbench.plugins.fastfood"),
     ("fastjl", "projbench.plugins.fastjl"),
+    ("kronecker", "projbench.plugins.kronecker"),
     ("torch-fwht", "projbench.plugins.fwht_torch"),
     ("architectures", "projbench.plugins.architectures"),
     ("datasets", "projbench.plugins.datasets"),

@@ -26,6 +26,13 @@ tail check must *fail*, so a change in either direction is noticed:
   interleaved, so the bump's 64 coordinates fall in 64 independent blocks (in block order it
   would see one block's m Gaussians and fail badly — see the test at the end).
 
+* the Kronecker projections, whose sketches are built from factors with about √D rows.
+  ``kronecker``: on an input of rank one as an a×a matrix (e_1, a constant) ‖Sx‖² is a product
+  of two χ²_{√d}-like factors, and even on a Gaussian input its variance is about twice the
+  ideal — heavy on every input here. ``kronecker-sum``: Pᵀ first sums x over the k×k grid's rows
+  and columns (k = ⌊√D⌋), which adds about 1/k to the variance: heavy on the Gaussian, the
+  constant, the uniform and the bump; a spike or two meets a sum of Gaussian columns and passes.
+
 FastJL's and SRHT's H·D preconditioning spreads e_1 and the bump, so they must pass on every
 input.
 """
@@ -71,7 +78,9 @@ def _vectors() -> dict[str, torch.Tensor]:
 VECTORS = _vectors()
 KNOWN_HEAVY = {("sparse", "e1"), ("sparse", "two-spikes"), ("fastfood", "constant"), ("fastfood", "uniform"),
                ("fastfood-stacked", "constant"), ("fastfood-stacked", "uniform"),
-               ("sparse", "bump"), ("fastfood", "bump")}
+               ("sparse", "bump"), ("fastfood", "bump"),
+               *(("kronecker", v) for v in ("gaussian", "e1", "two-spikes", "constant", "uniform", "bump")),
+               *(("kronecker-sum", v) for v in ("gaussian", "constant", "uniform", "bump"))}
 #: built-in variants checked beside the registered defaults: label -> (projection, options)
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "fastfood-stacked": ("fastfood", {"variant": "stacked"}),
