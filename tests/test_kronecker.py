@@ -253,3 +253,18 @@ def test_list_projections_shows_both() -> None:
     by_name = {row["name"]: row for row in rows}
     assert {"kronecker", "kronecker-sum"} <= set(by_name)
     assert by_name["kronecker"]["plugin"] == by_name["kronecker-sum"]["plugin"] == "kronecker"
+
+
+def test_interleaved_benchmark_compares_them_with_the_others(tmp_path) -> None:
+    from benchmarks.bench_projections import main
+
+    main(["--interleave", "--projections", "kronecker,kronecker-sum,sparse", "--D-exps", "8,10", "--ds", "16",
+          "--rounds", "2", "--sample-ms", "1", "--out-dir", str(tmp_path), "--tag", "side"])
+    payload = json.loads((tmp_path / "bench_projections_cpu_side.json").read_text())
+    assert payload["reference"] == "kronecker" and len(payload["rows"]) == 2
+    for row in payload["rows"]:
+        assert row["ratios"]["kronecker fwd"]["ratio"] == 1.0
+        assert {"kronecker-sum bwd", "sparse fwd"} <= set(row["ratios"])
+        assert row["state_bytes"]["kronecker"] > 0 and row["peak_step_bytes"]["sparse"] > 0
+        assert "load_per_cpu" in row and "loaded" in row
+    assert "| 16 | 2^10 |" in (tmp_path / "bench_projections_cpu_side.md").read_text()
