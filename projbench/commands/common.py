@@ -192,6 +192,11 @@ def _blocked(signals: tuple[int, ...]) -> Iterator[None]:
     if not signals or not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    # multiprocessing's resource tracker unblocks SIGINT and SIGTERM in the thread that starts it
+    # (the first queue or lock of a process pool does): start it before blocking, not inside
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         yield

@@ -33,6 +33,8 @@ from projbench.commands.common import (
     fwht_backend_option,
     make_pool_from,
     print_outcome,
+    stop_pool,
+    stops_on_signals,
     with_errors,
 )
 from projbench.errors import InvalidArgumentError
@@ -228,6 +230,7 @@ def _finite(value: float | None, name: str, positive: bool = False) -> None:
 @executor_options
 @fwht_backend_option
 @with_errors
+@stops_on_signals
 def intrinsic_dim(
     arch: str,
     dataset: str,
@@ -267,7 +270,9 @@ def intrinsic_dim(
     θ = θ₀ + P θ_d, and reports the smallest d reaching 90% of the baseline's test accuracy,
     per seed, as mean ± std, and interpolated on log d. A one-pair study: every run is recorded
     in OUT/intrinsic-ARCH-DATASET-PROJ/study.jsonl; rerunning the same command resumes from it,
-    and a changed setting (e.g. --train-subset) is refused there.
+    and a changed setting (e.g. --train-subset) is refused there. Ctrl-C, SIGTERM or SIGHUP stop
+    the workers and exit with one line (status 128 + the signal); the folder keeps every
+    finished run, so the same command resumes it.
 
     Defaults that work on every built-in pair: d_max (and the grid) clipped to D; Adam at lr
     1e-2 for 10 epochs, or more epochs so that each run takes at least 500 steps. A search that
@@ -333,22 +338,27 @@ def intrinsic_dim(
         spec.axes = {"burn_in": [burn_in]}  # the study axis: burn_in full steps before each subspace run
     _check_names(spec)
     folder = Path(out_dir) / folder_name(arch, dataset, names, per_layer, burn_in)
-    pool = make_pool_from(executor, jobs, address, cpus_per_task, gpus_per_task)
-    r = spec.pairs[0].recipe
-    console.print(
-        f"recipe: {r['optimizer']} lr {r['lr']:g}, {r['epochs']} epochs of batch {r['batch_size']}"
-        + (f", at most {r['max_steps']} steps" if r["max_steps"] else "")
-        + (f", {burn_in} burn-in steps" if burn_in else "")
-        + f"; ~{spec.run_count()} runs on {pool.workers} worker(s) ({pool.name}); recording to "
-        f"{folder / 'study.jsonl'}",
-        highlight=False,
-    )
+    pool = None
     try:
+        pool = make_pool_from(executor, jobs, address, cpus_per_task, gpus_per_task)
+        r = spec.pairs[0].recipe
+        console.print(
+            f"recipe: {r['optimizer']} lr {r['lr']:g}, {r['epochs']} epochs of batch {r['batch_size']}"
+            + (f", at most {r['max_steps']} steps" if r["max_steps"] else "")
+            + (f", {burn_in} burn-in steps" if burn_in else "")
+            + f"; ~{spec.run_count()} runs on {pool.workers} worker(s) ({pool.name}); recording to "
+            f"{folder / 'study.jsonl'}",
+            highlight=False,
+        )
         with RunProgress(console, spec.run_count()) as progress:
             outcome = run_study(spec, folder, pool=pool, data_dir=data_dir, on_record=progress)
         explain_unreached(outcome, pool, data_dir, num_params, folder, console)
+    except KeyboardInterrupt:  # a signal (stops_on_signals): stop the workers, keep the folder
+        stop_pool(pool)
+        raise
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     paths = print_outcome(
         outcome,
         console,
