@@ -13,7 +13,12 @@ on the futures (``concurrent.futures.wait``) and decides what to submit next, so
   its parent exits (``prctl(PR_SET_PDEATHSIG)`` on Linux) and also watches its parent pid, so a
   ``kill -9`` of the driver leaves no orphans. A worker killed under a task breaks the pool:
   the futures of that moment raise ``BrokenProcessPool`` and :meth:`ProcessPool.restart` starts
-  a fresh pool — the study engine then resubmits the lost tasks.
+  a fresh pool — the study engine then resubmits the lost tasks. A killed fork server takes
+  every worker with it (they die with their parent); the pool recovers the same way — a new
+  fork server starts with the next worker, with a one-line :class:`WorkersRestartedWarning` —
+  up to :data:`MAX_SERVER_RESTARTS` times, then :class:`WorkersLostError` ends the command in
+  one line (what finished is recorded, so the same command continues). :meth:`ProcessPool.terminate`
+  stops the workers with SIGTERM, then SIGKILL after :data:`TERMINATE_GRACE_S`.
 * :class:`RayPool` (``--executor ray``) — the same functions as Ray tasks
   (``pip install 'projbench[ray]'``), with per-task ``num_cpus`` and ``num_gpus`` (0.25 lets four
   runs share a GPU) and Ray's retries; ``address`` joins a running cluster, None starts a local
@@ -28,7 +33,8 @@ progress bar follow the cases), and the cases of timing suites
 (:func:`projbench.metrics.timing.is_timing_suite`) first and one at a time, so two timed cases
 never share the machine. A worker that dies under a case (segfault, abort, out-of-memory kill)
 costs only that case: it is recorded as ``failed`` with the signal, the pool restarts, and cases
-that were in flight beside it run again one at a time so the culprit is known. On an interrupt
+that were in flight beside it run again one at a time so the culprit is known. Cases lost to a
+killed fork server are nobody's fault: they run again as they were. On an interrupt
 (``KeyboardInterrupt``, or any exception in the consumer) the workers are stopped at once.
 """
 
@@ -41,6 +47,7 @@ import signal
 import threading
 import time
 import traceback
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -277,6 +284,26 @@ def _warm_up_fork_server() -> None:
     threading.Thread(target=forkserver.ensure_running, name="projbench-forkserver", daemon=True).start()
 
 
+#: how many times a pool starts a new fork server after its fork server was killed
+MAX_SERVER_RESTARTS = 3
+
+
+class WorkersRestartedWarning(UserWarning):
+    """The worker processes' fork server was killed; a new one starts and the lost work reruns."""
+
+
+class WorkersLostError(ProjbenchError):
+    """The worker processes' fork server was killed more than :data:`MAX_SERVER_RESTARTS` times."""
+
+
+def _fork_server_pid() -> int | None:
+    """The pid of this process's multiprocessing fork server (None: none started)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    return pid if isinstance(pid, int) else None
+
+
 class ChildFailure(ProjbenchError):
     """A call made by :func:`call_in_child` did not return a value: ``error`` (one line) when it
     raised, ``timed_out`` when it was still running at the deadline, ``exit_code`` when its
@@ -372,14 +399,16 @@ class ProcessPool:
             raise InvalidArgumentError(f"jobs must be >= 1, got {jobs}")
         self.workers = jobs
         self._initializer = _case_worker if ignore_interrupts else _die_with_parent
+        self._context = worker_context()
         self._pool = self._start()
         _warm_up_fork_server()
         self.restarts = 0
+        self.server_restarts = 0
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=worker_context(),
+            mp_context=self._context,
             initializer=self._initializer,
             initargs=(os.getpid(),),
         )
@@ -411,10 +440,54 @@ class ProcessPool:
         stop_processes(processes, grace_s)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """``fn(*args)`` on a worker. A pool that broke while no task of it was waiting (its
+        workers were killed between tasks), or whose fork server was killed as a worker was
+        being started, is replaced first."""
+        try:
+            return self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            pass
+        except (OSError, EOFError):  # a worker could not be started: was its fork server killed?
+            if not self.server_died():
+                raise
+        self._replace()
         return self._pool.submit(fn, *args)
 
+    def server_died(self) -> bool:
+        """Whether the fork server the workers come from has ended (killed: its workers died
+        with it). The server is not reaped here, so the next worker start starts a new one."""
+        pid = _fork_server_pid() if self._context.get_start_method() == "forkserver" else None
+        if pid is None or not hasattr(os, "waitid"):
+            return False
+        try:
+            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:  # reaped already: it has been replaced
+            return True
+        except OSError:
+            return False
+
     def restart(self) -> None:
-        """Replace a broken pool (a worker was killed) with a fresh one."""
+        """Replace a broken pool (a worker was killed) with a fresh one; a pool that works (it
+        was replaced already) is kept.
+
+        When the fork server itself was killed, the next worker start starts a new one, with a
+        one-line :class:`WorkersRestartedWarning`; after :data:`MAX_SERVER_RESTARTS` such
+        restarts :class:`WorkersLostError` stops the command instead of trying forever."""
+        if getattr(self._pool, "_broken", True):
+            self._replace()
+
+    def _replace(self) -> None:
+        if self.server_died():
+            self.server_restarts += 1
+            if self.server_restarts > MAX_SERVER_RESTARTS:
+                raise WorkersLostError(
+                    f"the fork server of the worker processes died {self.server_restarts} times (killed, "
+                    "e.g. by the out-of-memory killer?); stopping. What finished is recorded: run the "
+                    "same command again to continue (projbench run: with --resume FILE)")
+            warnings.warn(
+                "the fork server of the worker processes died (killed?) and its workers with it; "
+                "starting a new one, and the work they had in hand runs again",
+                WorkersRestartedWarning, stacklevel=3)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._start()
         self.restarts += 1
@@ -576,9 +649,11 @@ class PoolExecutor:
         queue: deque[Case] = deque(cases)
         alone: deque[Case] = deque()  # in flight when a worker died: rerun one at a time
         in_flight: dict[Future[Any], Case] = {}
+        alone_run = False  # whether the cases in flight are suspects, rerun one at a time
         while queue or alone or in_flight:
             limit = 1 if alone else width
             while len(in_flight) < limit and (alone or queue):
+                alone_run = bool(alone)
                 case = (alone or queue).popleft()
                 in_flight[self.pool.submit(execute_case, case, settings, threads)] = case
             done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
@@ -592,7 +667,10 @@ class PoolExecutor:
             in_flight.clear()
             for future, case in finished:
                 yield self._record(future, case, settings)
-            if len(lost) == 1:
+            if getattr(self.pool, "server_died", lambda: False)():
+                # the fork server was killed and every worker with it: no case is to blame
+                (alone if alone_run else queue).extendleft(reversed(lost))
+            elif len(lost) == 1:
                 yield failed_record(lost[0], settings, self._death_note())
             else:
                 alone.extend(lost)
@@ -674,6 +752,8 @@ def make_executor(
 
 __all__ = [
     "EXECUTORS",
+    "MAX_SERVER_RESTARTS",
+    "ChildFailure",
     "Executor",
     "InlinePool",
     "LocalExecutor",
@@ -682,6 +762,9 @@ __all__ = [
     "RayExecutor",
     "RayPool",
     "TaskPool",
+    "WorkersLostError",
+    "WorkersRestartedWarning",
+    "call_in_child",
     "check_jobs",
     "describe_exit",
     "execute_case",
