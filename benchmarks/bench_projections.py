@@ -217,10 +217,18 @@ def markdown_interleaved(payload: dict[str, Any]) -> str:
     state = [size(r)[:2] + [mem(r, p, "state_bytes") for p in projs] for r in rows]
     peak = [size(r)[:2] + [mem(r, p, "peak_step_bytes") for p in projs] for r in rows]
     s = payload["settings"]
+    loads = [r["load_per_cpu"] for r in rows if r.get("load_per_cpu") is not None]
+    loaded = [r for r in rows if r.get("loaded")]
+    busy = (f"**Measured under load**: {len(loaded)} of {len(rows)} (d, D) cells ran while the "
+            f"1-minute load average was above {rows[0]['load_limit_per_cpu']} per CPU (load/CPU "
+            f"{min(loads)}–{max(loads)}): other processes competed for the CPUs, so absolute times are "
+            "inflated and noisy; the ratios, timed round-robin in the same rounds, are the robust part."
+            if loaded else "The machine was not loaded (1-minute load average ≤ the limit per CPU).")
     return "\n".join([
         f"### Projections side by side ({info['device']}, {payload['dtype']}, batch {s['batch']}, "
         f"interleaved, {s['rounds']} rounds)", "",
         machine_line(info), "",
+        busy, "",
         "Load/CPU: the larger 1-minute load average before/after the (d, D) cell ÷ CPUs; above 1 the "
         "machine was busy with other work, which slows every contender of the cell alike (they are "
         "timed round-robin) but inflates absolute times and their spread. ⚠: IQR > 25 % of the median.", "",

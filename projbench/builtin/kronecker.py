@@ -34,14 +34,15 @@ Here the Kronecker block gives up rows until the remainder has at least m = ⌈r
 aspect ratio of the factors (a/b ≈ √(D/d)), so E is as well conditioned as R₁ and R₂ and
 stays O(√D·√d): r_d ≤ 2√d and r_D ≤ m + 2a + 1. When d is a perfect square (r_d = 0) the
 r_D = D − a² ≤ 2√D remainder rows are zero rows (those parameters are not moved; which ones is
-random, through Π). When D is too small to hold both blocks (m ≥ D, only for D ≤ 4), a = b = 0
+random, through Π). When D is too small to hold both blocks (m ≥ D, only for D ≤ 5), a = b = 0
 and M = E is a dense Gaussian matrix.
 
 Cost: state 2ab + r_D·r_d floats, O(√D·√d) — and π, D int32, which dominates (4 bytes per
 parameter, the same memory as a float32 copy of θ); work per direction two GEMMs of
 O(a²b) flops, a pass of E over r_D·r_d entries and a gather (forward) or scatter (adjoint) of D
 entries through π, which at large D, where the D-entry vectors leave the cache, costs most of
-the time. Rank: rank(R₁)·rank(R₂) + rank(E) = b² + r_d = d whenever a ≥ b and r_D ≥ r_d (D ≳ d).
+the time. Rank: rank(R₁)·rank(R₂) + rank(E) = b² + r_d = d for every D ≥ d, which gives
+r_D ≥ m ≥ r_d and a ≥ b (D − d ≥ ⌈r_d(√(D/d) − 1)⌉ = m − r_d because d(√(D/d) + 1) > r_d).
 Sketch tails: for x of rank one as an a×a matrix (x = e_i, a constant vector) the Kronecker part
 of ‖Sx‖² is a product of two χ²_b/b, so its relative variance is about 4/b = 4/√d instead of the
 Gaussian 2/d — a much heavier tail than a dense sketch (Jin, Kolda, Ward 2021 analyse this).
@@ -103,7 +104,7 @@ def kronecker_shape(d: int, D: int) -> tuple[int, int, int, int]:
     b = math.isqrt(d)
     r_d = d - b * b
     m = math.ceil(r_d * math.sqrt(D / d)) if r_d else 0
-    if m >= D:  # too few rows for both blocks (D ≤ 4): one dense block
+    if m >= D:  # too few rows for both blocks (D ≤ 5): one dense block
         return 0, 0, D, d
     a = math.isqrt(D - m)
     return a, b, D - a * a, r_d
