@@ -81,7 +81,7 @@ class ProjbenchGroup(click.Group):
 def _device_refused(exc: OSError) -> str | None:
     """One line for a write that a full disk, a quota or a read-only file system refused
     anywhere in a command (what, why, what to do); None for any other ``OSError``."""
-    from projbench.results import DEVICE_FULL_ADVICE, write_failure
+    from projbench.jsonl import DEVICE_FULL_ADVICE, write_failure
 
     if exc.errno not in DEVICE_FULL_ADVICE:
         return None

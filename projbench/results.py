@@ -14,8 +14,10 @@ recorded (status ``ok`` or ``diverged``) are skipped by the caller
 (:meth:`ResultsWriter.completed_keys`); ``failed`` and ``skipped`` cases are measured again and
 the newer record of a key supersedes the older one when the file is read.
 
-Every case line carries the ``run_id`` of its file. JSON has no NaN or infinity, so non-finite
-floats are written as the strings ``"nan"``, ``"inf"``, ``"-inf"`` and read back as floats.
+Every case line carries the ``run_id`` of its file. JSON has no NaN or infinity: non-finite
+floats are written as ``{"float": "nan"}`` (and ``"inf"``, ``"-inf"``) and read back as floats,
+as are the plain strings ``"nan"``, ``"inf"``, ``"-inf"`` that older files hold in a case's
+``stats``, ``samples`` and ``memory``. Lines are written and read by :mod:`projbench.jsonl`.
 
 Reading is defensive: a file that is not a results file (no header, a header whose ``schema``
 is not an integer, undecodable bytes) raises :class:`ResultsFileError`, one line; a line that is
@@ -26,16 +28,13 @@ refused outright when the file is to be resumed (``strict=True``), before anythi
 
 from __future__ import annotations
 
-import errno
-import json
-import math
 import os
 import platform
 import socket
 import subprocess
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,80 +42,28 @@ from typing import Any
 
 from projbench.allocator import allocator_info
 from projbench.errors import InvalidArgumentError
+from projbench.jsonl import (
+    JSON_TYPE_NAMES,
+    abandon_file,
+    append_record,
+    open_append,
+    read_lines,
+    restore_nonfinite,
+    write_failure,
+)
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged", "skipped")
 #: statuses of a finished case: resuming skips these; ``failed`` and ``skipped`` run again
 DONE_STATUSES = ("ok", "diverged")
-#: how non-finite floats are spelled in the file (``str(float)``), and read back
-NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 class ResultsFileError(InvalidArgumentError):
     """A results file cannot be read, resumed or written; the message says which and why."""
 
 
-#: what to do when a device refuses bytes: a full disk, an exhausted quota, a read-only mount
-DEVICE_FULL_ADVICE = {
-    errno.ENOSPC: "free space on its device",
-    errno.EDQUOT: "free space within your disk quota",
-    errno.EROFS: "make that file system writable or choose a folder on another one",
-}
-
-
-def write_failure(what: str, exc: OSError, then: str) -> str:
-    """One line for an ``OSError`` met while writing ``what`` (e.g. ``"study file PATH"``):
-    ``cannot write WHAT: REASON; ADVICE, then THEN`` where ADVICE says what to do about a full
-    disk, a quota or a read-only file system (:data:`DEVICE_FULL_ADVICE`); other errors get
-    the reason and ``then`` alone."""
-    reason = exc.strerror or type(exc).__name__
-    advice = DEVICE_FULL_ADVICE.get(exc.errno or 0)
-    return f"cannot write {what}: {reason}; " + (f"{advice}, then {then}" if advice else then)
-
-
-def append_line(fh: Any, data: bytes) -> None:
-    """Append ``data`` (one complete line) to the file ``fh`` (opened for append) and fsync it,
-    all or nothing. The bytes go straight to its descriptor, never through ``fh``'s buffer.
-
-    When the device takes only part of it or none (a full disk, a quota, a read-only file
-    system, a failing ``fsync``), the file is cut back to the length it had before and the
-    ``OSError`` propagates: no torn line is left, and nothing is held in a buffer that a later
-    ``close`` would try (and fail) to write again. An interrupt mid-write also cuts back.
-    """
-    fd = fh.fileno()
-    start = os.lseek(fd, 0, os.SEEK_END)
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException as exc:
-        if view or isinstance(exc, OSError):
-            try:
-                os.ftruncate(fd, start)
-            except OSError:
-                pass  # a torn last line is tolerated by the readers; the resume starts a new one
-        raise
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _jsonable(value: Any, nonfinite: Callable[[float], Any] = str) -> Any:
-    """JSON-safe copy: tensors/arrays to lists, NaN/inf through ``nonfinite`` (JSON has
-    neither; results files spell them ``"nan"``, ``"inf"``, ``"-inf"``)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, nonfinite) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, nonfinite) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else nonfinite(value)
-    if hasattr(value, "tolist"):  # torch / numpy scalars and arrays
-        return _jsonable(value.tolist(), nonfinite)
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    return str(value)
 
 
 def git_commit() -> str | None:
@@ -191,8 +138,8 @@ class ResultsWriter:
     ``ResultsWriter(path, config)`` starts a new file (or, with ``resume=True`` and an existing
     file, continues it). Use as a context manager or call :meth:`close`.
 
-    A line the device refuses (full disk, quota, read-only: :func:`append_line`) leaves the
-    file as it was before that line and raises :class:`ResultsFileError`, one line saying
+    A line the device refuses (full disk, quota, read-only: :func:`projbench.jsonl.append_line`)
+    leaves the file as it was before that line and raises :class:`ResultsFileError`, one line saying
     what to do; a new file whose header could not be written is removed. After such an error
     the writer only closes: no ``end`` line is attempted, so the run can be resumed.
     """
@@ -210,14 +157,11 @@ class ResultsWriter:
             if existing is not None and existing.header is not None:
                 self.run_id = str(existing.header.get("run_id"))
                 self._completed = {c["key"] for c in existing.cases if c["status"] in DONE_STATUSES}
-                torn = not self.path.read_bytes().endswith(b"\n")
-                self._fh = self.path.open("a", encoding="utf-8")
-                if torn:  # a torn last line: start afresh on the next line
-                    append_line(self._fh, b"\n")
+                self._fh = open_append(self.path)  # a torn last line is ended first
                 self._append({"type": "resume", "time": _now(), "config": config, **env})
             else:
                 self.run_id = uuid.uuid4().hex[:12]
-                self._fh = _create_for_append(self.path)
+                self._fh = open_append(self.path, new=True)
                 created = True
                 self._append(
                     {"type": "run", "schema": SCHEMA_VERSION, "run_id": self.run_id, "time": _now(),
@@ -227,7 +171,8 @@ class ResultsWriter:
             raise ResultsFileError(f"{self.path} exists already; resume it with --resume {self.path} "
                                    "or choose another path") from None
         except OSError as exc:
-            self._abandon_after_failure(remove=created)
+            self._failed = True
+            abandon_file(getattr(self, "_fh", None), self.path, remove=created)
             raise ResultsFileError(write_failure(
                 f"results file {self.path}", exc,
                 "run the same command again" if existing is None
@@ -236,8 +181,8 @@ class ResultsWriter:
         self.cases_written = 0
 
     def _append(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one fsync'ed line (all or nothing: :func:`append_line`)."""
-        append_line(self._fh, (json.dumps(_jsonable(record), sort_keys=False) + "\n").encode("utf-8"))
+        """Append ``record`` as one fsync'ed line, all or nothing (:func:`projbench.jsonl.append_record`)."""
+        append_record(self._fh, record)
 
     def _write(self, record: dict[str, Any]) -> None:
         """Append ``record``; a refused write closes the writer and is one line
@@ -245,24 +190,12 @@ class ResultsWriter:
         try:
             self._append(record)
         except OSError as exc:
-            self._abandon_after_failure(remove=False)
+            self._failed = True
+            abandon_file(self._fh, self.path)
             raise ResultsFileError(write_failure(
                 f"results file {self.path}", exc,
                 f"resume the run with --resume {self.path} (every case recorded before is kept)",
             )) from None
-
-    def _abandon_after_failure(self, *, remove: bool) -> None:
-        """Close the file after a refused write; ``remove`` deletes it (a new file that holds
-        no complete header, hence nothing to resume)."""
-        self._failed = True
-        fh = getattr(self, "_fh", None)
-        if fh is not None and not fh.closed:
-            fh.close()
-        if remove:
-            try:
-                self.path.unlink()
-            except OSError:
-                pass
 
     def completed_keys(self) -> set[str]:
         """Keys of cases already finished (``ok`` or ``diverged``): skip them when resuming.
@@ -303,13 +236,6 @@ class ResultsWriter:
             self.abandon()
         else:  # keep every finished case; mark the run as not ended cleanly
             self.close({"interrupted": True, "error": repr(exc)})
-
-
-def _create_for_append(path: Path) -> Any:
-    """A new file at ``path``, opened for append; ``FileExistsError`` if it exists already."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
-                 0o644)
-    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _os_reason(exc: OSError) -> str:
@@ -353,18 +279,6 @@ class Run:
         return str(rid) if rid is not None else None
 
 
-def restore_nonfinite(value: Any) -> Any:
-    """Inverse of the writer's NaN/inf spelling: ``"nan"``, ``"inf"``, ``"-inf"`` → floats,
-    recursively through dicts and lists; everything else unchanged."""
-    if isinstance(value, str):
-        return NONFINITE.get(value, value)
-    if isinstance(value, dict):
-        return {k: restore_nonfinite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [restore_nonfinite(v) for v in value]
-    return value
-
-
 _CASE_FIELDS: tuple[tuple[str, tuple[type, ...], bool], ...] = (
     # (field, allowed types, required)
     ("key", (str,), True),
@@ -380,8 +294,6 @@ _CASE_FIELDS: tuple[tuple[str, tuple[type, ...], bool], ...] = (
     ("error", (str, type(None)), False),
     ("run_id", (str, type(None)), False),
 )
-_JSON_TYPE = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
-              bool: "a boolean", type(None): "null"}
 
 
 def _case_problem(record: dict[str, Any]) -> str | None:
@@ -393,8 +305,9 @@ def _case_problem(record: dict[str, Any]) -> str | None:
             continue
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, types):
-            want = " or ".join(dict.fromkeys(_JSON_TYPE[t] for t in types))
-            return f"case {name!r} is {_JSON_TYPE.get(type(value), type(value).__name__)}, expected {want}"
+            want = " or ".join(dict.fromkeys(JSON_TYPE_NAMES[t] for t in types))
+            found = JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+            return f"case {name!r} is {found}, expected {want}"
     if record["status"] not in STATUSES:
         return f"case status {record['status']!r} is not one of {', '.join(STATUSES)}"
     return None
@@ -428,57 +341,31 @@ def read_run(path: str | os.PathLike[str], *, strict: bool = False) -> Run:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        parsed = read_lines(path)
     except OSError as exc:
         raise ResultsFileError(f"cannot read results file {path}: {_os_reason(exc)}") from None
-    run = Run(path=path, header=None)
-    lines = raw.split(b"\n")
-    parsed: list[tuple[int, dict[str, Any] | None, str | None]] = []  # (line number, record, problem)
-    for i, blob in enumerate(lines):
-        if not blob.strip():
-            continue
-        try:
-            text = blob.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad = f"byte 0x{blob[exc.start]:02x} at column {exc.start + 1}"
-            parsed.append((i, None, f"not UTF-8 text ({bad})"))
-            continue
-        try:
-            record = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            parsed.append((i, None, "not valid JSON"))
-            continue
-        if not isinstance(record, dict):
-            what = _JSON_TYPE.get(type(record), type(record).__name__)
-            parsed.append((i, None, f"{what}, not a record object"))
-            continue
-        parsed.append((i, record, None))
-    last = max((i for i, blob in enumerate(lines) if blob.strip()), default=-1)
+    run = Run(path=path, header=None, torn=parsed.torn)
     by_key: dict[str, dict[str, Any]] = {}
-    for n, (i, record, problem) in enumerate(parsed):
+    for line in parsed.lines:
+        record = line.record
         if record is None:
-            follows_resume = (n + 1 < len(parsed) and parsed[n + 1][1] is not None
-                              and parsed[n + 1][1].get("type") == "resume")  # type: ignore[union-attr]
-            if problem == "not valid JSON" and (i == last or follows_resume):
-                run.torn = True  # a write cut off by a crash (then possibly resumed)
-            else:
-                run.problems.append(f"line {i + 1}: {problem}")
+            run.problems.append(f"line {line.number}: {line.problem}")
             continue
         kind = record.get("type")
         if kind == "run":
             if run.header is not None:
-                run.problems.append(f"line {i + 1}: a second 'run' header")
+                run.problems.append(f"line {line.number}: a second 'run' header")
                 continue
             _check_header(path, record, strict=strict)
             run.header = record
         elif kind == "case":
             reason = _case_problem(record)
             if reason is not None:
-                run.problems.append(f"line {i + 1}: {reason}")
+                run.problems.append(f"line {line.number}: {reason}")
                 continue
             for name in ("stats", "samples", "memory"):
                 if record.get(name) is not None:
-                    record[name] = restore_nonfinite(record[name])
+                    record[name] = restore_nonfinite(record[name], bare_strings=True)
             if record.get("key") in by_key:
                 run.superseded += 1
                 del by_key[record["key"]]  # re-insert: the newer record takes the later position
@@ -488,7 +375,7 @@ def read_run(path: str | os.PathLike[str], *, strict: bool = False) -> Run:
         elif kind == "resume":
             run.resumes.append(record)
         else:
-            run.problems.append(f"line {i + 1}: unknown record type {kind!r}")
+            run.problems.append(f"line {line.number}: unknown record type {kind!r}")
     if run.header is None:
         raise ResultsFileError(f"{path} is not a projbench results file (no valid 'run' header line)")
     run.cases = list(by_key.values())

@@ -42,9 +42,10 @@ from typing import Any
 
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.executors import Executor, LocalExecutor
+from projbench.jsonl import restore_nonfinite, to_json
 from projbench.locking import FileLock, LockedError
 from projbench.manager import DISABLE_ENV, get_registry
-from projbench.results import DONE_STATUSES, ResultsFileError, ResultsWriter, Run, _jsonable, read_run
+from projbench.results import DONE_STATUSES, ResultsFileError, ResultsWriter, Run, read_run
 from projbench.suites import RESULT_SETTINGS, Case, RunSettings, case_identity
 
 #: sizes of the pre-flight construction and contract checks (small: well under a second)
@@ -286,7 +287,8 @@ def plan_cases(projections: list[str], suites: list[str], settings: RunSettings)
 
 
 def _normalised(value: Any) -> Any:
-    return json.loads(json.dumps(_jsonable(value), sort_keys=True))
+    """``value`` as a file holds it, non-finite floats in one spelling whichever the file used."""
+    return json.loads(json.dumps(to_json(restore_nonfinite(value, bare_strings=True)), sort_keys=True))
 
 
 def check_resumable(run: Run, settings: RunSettings) -> None:

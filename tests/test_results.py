@@ -27,8 +27,8 @@ def test_round_trip_header_cases_end(tmp_path) -> None:
     for key in ("projbench", "torch", "machine", "plugins", "git_commit", "cuda", "run_id", "time"):
         assert key in run.header
     assert [c["key"] for c in run.cases] == ["a", "b"]
-    assert math.isnan(run.cases[1]["stats"]["mean"])  # written as "nan", read back as a float
-    assert '"mean": "nan"' in path.read_text()  # strict JSON on disk
+    assert math.isnan(run.cases[1]["stats"]["mean"])  # written tagged, read back as a float
+    assert '"mean": {"float": "nan"}' in path.read_text()  # strict JSON on disk
     assert {c["run_id"] for c in run.cases} == {run.header["run_id"]}  # cases carry the run id
     assert run.complete and not run.torn
     for line in path.read_text().splitlines():  # every line is strict JSON
@@ -100,3 +100,22 @@ def test_read_runs_directory_and_errors(tmp_path) -> None:
     (tmp_path / "junk.jsonl").write_text('{"type": "case"}\n')
     with pytest.raises(InvalidArgumentError, match="not a projbench results file"):
         read_run(tmp_path / "junk.jsonl")
+
+
+@pytest.mark.parametrize("spelling", ["inf", {"float": "inf"}])
+def test_resume_accepts_either_spelling_of_a_non_finite_setting(tmp_path, spelling) -> None:
+    """A run file records its settings as written then: an infinite option spelled either way
+    is the same setting as the float now."""
+    from dataclasses import asdict
+
+    from projbench.runner import check_resumable
+    from projbench.suites import RunSettings
+
+    settings = asdict(RunSettings(options={"tol": math.inf}))
+    path = tmp_path / "run.jsonl"
+    header = {"type": "run", "schema": SCHEMA_VERSION, "run_id": "r",
+              "config": {"settings": {**settings, "options": {"tol": spelling}}}}
+    path.write_text(json.dumps(header) + "\n")
+    check_resumable(read_run(path), RunSettings(options={"tol": math.inf}))
+    with pytest.raises(InvalidArgumentError, match="options"):
+        check_resumable(read_run(path), RunSettings(options={"tol": 1.0}))

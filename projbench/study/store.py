@@ -10,11 +10,13 @@ later invocation, and ``{"type": "end", "summary"}`` when a study completes.
 Opening a folder that already holds a study resumes it: the stored spec must equal the new
 one (else :class:`StudyMismatchError` lists what differs), finished runs (``ok``/``diverged``)
 are reused by run id, ``failed`` ones are run again; of several records of one run id the
-latest wins. A torn last line (a crash mid-write) is ignored; any other unreadable line — not
-JSON, or a run record whose fields have the wrong type (an accuracy that is a string or a
-boolean, stats that are not an object) — is counted and reported, never silently used.
-A file whose header line is empty or torn (a start that died while writing it) holds no study
-yet and is started anew.
+latest wins. A torn line (a crash mid-write, possibly resumed since) is ignored; any other
+unreadable line — not JSON, or a run record whose fields have the wrong type (an accuracy that
+is a string or a boolean, stats that are not an object) — is counted and reported, never
+silently used. A file whose header line is empty or cut off (a start that died while writing
+it) holds no study yet and is started anew. Non-finite floats are stored as
+``{"float": "nan"}`` (``"inf"``, ``"-inf"``). Lines are written and read by
+:mod:`projbench.jsonl`.
 
 A line the device refuses (a full disk, a quota, a read-only file system) is cut back, so
 the file stays as it was before that line, and the error is one line saying what to do: free
@@ -38,9 +40,17 @@ from pathlib import Path
 from typing import Any
 
 from projbench.errors import InvalidArgumentError
+from projbench.jsonl import (
+    abandon_file,
+    append_record,
+    is_nonfinite_tag,
+    open_append,
+    read_lines,
+    restore_nonfinite,
+    to_json,
+    write_failure,
+)
 from projbench.locking import FileLock
-from projbench.results import _jsonable as results_jsonable
-from projbench.results import append_line, write_failure
 from projbench.study.spec import spec_differences
 
 SCHEMA = 1
@@ -54,23 +64,6 @@ class StudyMismatchError(InvalidArgumentError):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy (:func:`projbench.results._jsonable`); non-finite floats become
-    ``{"float": "nan"}``, so no string value is ever mistaken for a number on reading."""
-    return results_jsonable(value, nonfinite=lambda x: {"float": str(x)})
-
-
-def _restore(value: Any) -> Any:
-    """Inverse of :func:`_jsonable` for non-finite floats (stored as ``{"float": "nan"}``)."""
-    if isinstance(value, dict):
-        if set(value) == {"float"} and isinstance(value["float"], str):
-            return float(value["float"])
-        return {k: _restore(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore(v) for v in value]
-    return value
 
 
 @dataclass
@@ -107,7 +100,7 @@ def _valid_run(rec: dict[str, Any]) -> bool:
         return False
     for key in NUMERIC_STATS:
         value = stats.get(key)
-        if value is None or (isinstance(value, dict) and set(value) == {"float"}):
+        if value is None or is_nonfinite_tag(value):
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
@@ -140,43 +133,34 @@ def read_study(path: str | os.PathLike[str]) -> StudyFile:
     if not file.is_file():
         raise InvalidArgumentError(f"{path} holds no study ({FILE_NAME} missing)")
     try:
-        raw = file.read_bytes().decode("utf-8", errors="replace")
+        parsed = read_lines(file)
     except OSError as exc:
         raise InvalidArgumentError(f"cannot read {file}: {exc.strerror}") from None
-    lines = raw.split("\n")
     header: dict[str, Any] | None = None
-    out: StudyFile | None = None
-    torn = False
     bad = 0
     records: list[dict[str, Any]] = []
     resumes = 0
     ended = False
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            if i == len(lines) - 1:
-                torn = True
-            else:
-                bad += 1
-            continue
-        if not isinstance(rec, dict):
+    for line in parsed.lines:
+        rec = line.record
+        if rec is None:
             bad += 1
             continue
         kind = rec.get("type")
         if kind == "study" and header is None:
             header = rec
         elif kind == "run" and _valid_run(rec):
-            records.append(_restore(rec))
+            records.append(restore_nonfinite(rec))
         elif kind == "resume":
             resumes += 1
         elif kind == "end":
             ended = True
         else:
             bad += 1
-    if header is None and not records and not resumes and not ended and bad == 0:
+    # a start that died writing the header leaves nothing or a cut-off line; a file that holds
+    # one complete line that is not JSON is not that, and is refused below rather than replaced
+    died_at_start = not parsed.lines and (not parsed.torn or parsed.ends_mid_line)
+    if died_at_start:
         raise EmptyStudyFileError(f"{file} holds no study yet (its header was never completed)")
     if header is None or not isinstance(header.get("spec"), dict):
         raise InvalidArgumentError(f"{file} is not a projbench study file (no valid 'study' header line)")
@@ -185,7 +169,7 @@ def read_study(path: str | os.PathLike[str]) -> StudyFile:
             f"{file} has study schema {header.get('schema')!r}; this projbench reads "
             f"schema {SCHEMA}: use the projbench version that wrote it"
         )
-    out = StudyFile(file, header, resumes=resumes, ended=ended, torn=torn, bad_lines=bad)
+    out = StudyFile(file, header, resumes=resumes, ended=ended, torn=parsed.torn, bad_lines=bad)
     for rec in records:  # the latest record of a run wins (e.g. a failed run retried later)
         out.runs[rec["run_id"]] = rec
     return out
@@ -212,7 +196,7 @@ class StudyStore:
                 f"cannot create study folder {self.folder}: {getattr(exc, 'strerror', None) or exc}"
             ) from None
         self.previous: StudyFile | None = None
-        spec = _restore(json.loads(json.dumps(_jsonable(spec))))
+        spec = restore_nonfinite(json.loads(json.dumps(to_json(spec))))
         self._lock = FileLock(self.file, what=f"study folder {self.folder}").acquire()
         try:
             self._open(spec, env, validate)
@@ -253,14 +237,12 @@ class StudyStore:
                 if validate is not None:
                     validate(self.previous)
                 self.study_id = str(self.previous.header.get("study_id"))
-                self._fh = self.file.open("a", encoding="utf-8")
-                if not self.file.read_bytes().endswith(b"\n"):
-                    append_line(self._fh, b"\n")  # a torn last line: start a fresh one
+                self._fh = open_append(self.file)  # a torn last line is ended first
                 self._append({"type": "resume", "time": _now(), "env": env})
             else:
                 self.study_id = uuid.uuid4().hex[:12]
                 created = not self.file.exists()
-                self._fh = self.file.open("a", encoding="utf-8")
+                self._fh = open_append(self.file)
                 self._append(
                     {
                         "type": "study",
@@ -272,7 +254,8 @@ class StudyStore:
                     }
                 )
         except OSError as exc:
-            self._abandon(remove=created)
+            self._failed = True  # the lock is kept until close() (or __init__'s cleanup)
+            abandon_file(getattr(self, "_fh", None), self.file, remove=created)
             raise InvalidArgumentError(
                 write_failure(f"study file {self.file}", exc, "run the same command again")
             ) from None
@@ -285,8 +268,8 @@ class StudyStore:
         return {k: v for k, v in self.previous.runs.items() if v.get("status") in FINISHED}
 
     def _append(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one fsync'ed line, all or nothing (:func:`append_line`)."""
-        append_line(self._fh, (json.dumps(_jsonable(record)) + "\n").encode("utf-8"))
+        """Append ``record`` as one fsync'ed line, all or nothing (:func:`projbench.jsonl.append_record`)."""
+        append_record(self._fh, record)
 
     def _write(self, record: dict[str, Any]) -> None:
         """Append ``record``; a refused write closes the file and is one line
@@ -294,7 +277,8 @@ class StudyStore:
         try:
             self._append(record)
         except OSError as exc:
-            self._abandon(remove=False)
+            self._failed = True
+            abandon_file(self._fh, self.file)
             raise InvalidArgumentError(
                 write_failure(
                     f"study file {self.file}",
@@ -302,19 +286,6 @@ class StudyStore:
                     "run the same command again to resume the study (every finished run is kept)",
                 )
             ) from None
-
-    def _abandon(self, *, remove: bool) -> None:
-        """Close the file after a refused write; ``remove`` deletes it (a new file that holds
-        no complete header). The lock is kept until :meth:`close` (or ``__init__``'s cleanup)."""
-        self._failed = True
-        fh = getattr(self, "_fh", None)
-        if fh is not None and not fh.closed:
-            fh.close()
-        if remove:
-            try:
-                self.file.unlink()
-            except OSError:
-                pass
 
     def append_run(self, record: dict[str, Any]) -> None:
         """Append one finished run (``run_id``, ``identity``, ``status``, ``stats``, …)."""
