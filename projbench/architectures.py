@@ -155,8 +155,20 @@ def _check_seed(seed: Any) -> int:
     return seed
 
 
-def _build(spec: Architecture, dataset: str, options: dict[str, Any]) -> nn.Module:
+def _check_num_classes(num_classes: Any) -> int | None:
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise InvalidArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return num_classes
+
+
+def _build(
+    spec: Architecture, dataset: str, options: dict[str, Any], num_classes: int | None = None
+) -> nn.Module:
     shape, classes = _dataset_shape(dataset)
+    if num_classes is not None:
+        classes = num_classes
     if spec.supports is not None and not spec.supports(shape):
         raise InvalidArgumentError(
             f"architecture {spec.name!r} does not support dataset {dataset!r} (input {shape})"
@@ -171,8 +183,13 @@ def _build(spec: Architecture, dataset: str, options: dict[str, Any]) -> nn.Modu
         raise InvalidArgumentError(f"architecture {spec.name!r}: {err}; {_options_text(spec)}") from None
 
 
-def make_model(arch: str, dataset: str, *, seed: int | None = None, **options: Any) -> nn.Module:
+def make_model(
+    arch: str, dataset: str, *, seed: int | None = None, num_classes: int | None = None, **options: Any
+) -> nn.Module:
     """Build architecture ``arch`` for the input shape and classes of dataset ``dataset``.
+
+    ``num_classes`` (default: the dataset's) sets the number of outputs instead, for a task
+    that keeps k of the dataset's classes (:func:`projbench.datasets.select_classes`).
 
     ``options`` are the architecture's declared options (``Architecture.options``, e.g.
     ``width=100`` for ``fc``, ``scale=0.5`` for ``lenet``); unknown names or bad values raise
@@ -196,20 +213,22 @@ def make_model(arch: str, dataset: str, *, seed: int | None = None, **options: A
 
     spec = _spec(arch)
     resolved = resolve_options(spec, options)
+    num_classes = _check_num_classes(num_classes)
     if seed is None:
-        return _build(spec, dataset, resolved)
+        return _build(spec, dataset, resolved, num_classes)
     seed = _check_seed(seed)
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=cuda):
         torch.random.default_generator.manual_seed(seed)
         for index in cuda:
             torch.cuda.default_generators[index].manual_seed(seed)
-        model = _build(spec, dataset, resolved)
-    return _with_origin(model, arch, dataset, seed, resolved)
+        model = _build(spec, dataset, resolved, num_classes)
+    return _with_origin(model, arch, dataset, seed, resolved, num_classes)
 
 
 def _with_origin(
-    model: nn.Module, arch: str | Architecture, dataset: str, seed: int, options: dict[str, Any]
+    model: nn.Module, arch: str | Architecture, dataset: str, seed: int, options: dict[str, Any],
+    num_classes: int | None = None,
 ) -> nn.Module:
     """``model`` with its :class:`~projbench.export.ModelOrigin` attached when ``arch`` is a
     registry name (an :class:`Architecture` object need not be rebuildable by name)."""
@@ -217,17 +236,18 @@ def _with_origin(
         return model
     from projbench.export import ModelOrigin, attach_origin
 
-    return attach_origin(model, ModelOrigin(arch, dataset, seed, dict(options)))
+    return attach_origin(model, ModelOrigin(arch, dataset, seed, dict(options), num_classes=num_classes))
 
 
-def count_parameters_for(arch: str, dataset: str, **options: Any) -> int:
-    """D of ``make_model(arch, dataset, **options)``, built on the meta device (no memory)."""
+def count_parameters_for(arch: str, dataset: str, *, num_classes: int | None = None, **options: Any) -> int:
+    """D of ``make_model(arch, dataset, num_classes=num_classes, **options)``, built on the
+    meta device (no memory)."""
     import torch
 
     spec = _spec(arch)
     resolved = resolve_options(spec, options)
     with torch.device("meta"):
-        return count_parameters(_build(spec, dataset, resolved))
+        return count_parameters(_build(spec, dataset, resolved, _check_num_classes(num_classes)))
 
 
 def size_for_parameters(
@@ -261,7 +281,7 @@ def size_for_parameters(
     fixed.pop(name)
 
     def count(v: float) -> int:
-        return count_parameters_for(spec.name, dataset, **fixed, **{name: v})
+        return count_parameters_for(spec.name, dataset, **{**fixed, name: v})
 
     if kind is int:
         lo, hi = 1, 1

@@ -98,20 +98,29 @@ class IncompatibleSubspaceFileError(SubspaceFileError):
 @dataclass(frozen=True)
 class ModelOrigin:
     """How the wrapped model's θ₀ was made: ``make_model(architecture, dataset,
-    seed=model_seed, **options)``, then, if ``theta0_recipe`` is set, the registered recipe
-    ``theta0_recipe["kind"]`` applied to it (see the module docstring)."""
+    seed=model_seed, num_classes=num_classes, **options)``, then, if ``theta0_recipe`` is set,
+    the registered recipe ``theta0_recipe["kind"]`` applied to it (see the module docstring).
+
+    ``num_classes`` is None for the dataset's own classes (a class-filtered task sets it).
+    ``include_theta0`` says that θ₀ cannot be rebuilt from names and recipes (e.g. it was read
+    from a checkpoint file): :meth:`SubspaceModel.export <projbench.SubspaceModel.export>` then
+    stores θ₀ in the file.
+    """
 
     architecture: str
     dataset: str
     model_seed: int
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     theta0_recipe: Mapping[str, Any] | None = field(default=None, hash=False)
+    num_classes: int | None = None
+    include_theta0: bool = False
 
     def build(self) -> nn.Module:
         """The freshly initialised model (before any θ₀ recipe), on the CPU in float32."""
         from projbench.architectures import make_model
 
-        return make_model(self.architecture, self.dataset, seed=self.model_seed, **dict(self.options))
+        return make_model(self.architecture, self.dataset, seed=self.model_seed,
+                          num_classes=self.num_classes, **dict(self.options))
 
 
 #: the attribute under which :func:`projbench.make_model` leaves a model's :class:`ModelOrigin`
@@ -265,6 +274,8 @@ def subspace_payload(
             "SubspaceModel.from_names(...) or set .origin = ModelOrigin(...)"
         )
     recipe = theta0_recipe if theta0_recipe is not None else origin.theta0_recipe
+    if origin.include_theta0 and theta0_recipe is None:  # θ₀ cannot be rebuilt: store it
+        include_theta0 = True  # (the origin's recipe, if any, is kept as a record of its source)
     if recipe is not None:
         recipe = _json_scalar_dict("θ₀ recipe field", recipe)
         if not isinstance(recipe.get("kind"), str) or not recipe["kind"]:
@@ -302,6 +313,8 @@ def subspace_payload(
         "per_layer": sm.per_layer,
         "d": sm.d,
         "D": sm.D,
+        **({"num_classes": origin.num_classes} if origin.num_classes is not None else {}),
+        **({"scaling": sm.scaling} if sm.scaling != "none" else {}),
         "theta0": "stored" if include_theta0 else ("recipe" if recipe is not None else "seed"),
         "theta0_recipe": recipe,
         "sha256": {
@@ -358,6 +371,10 @@ _DEVICE_TYPES = ("cpu", "cuda", "mps")
 #: projection options that are memory budgets: a file may lower them, never raise them
 _BUDGET_OPTIONS = ("max_bytes",)
 _THETA0_MODES = ("seed", "stored", "recipe")
+#: the per-tensor scalings a file may name (:class:`~projbench.subspace.SubspaceModel`)
+_SCALINGS = ("none", "said")
+#: most classes a file's model may have (a class-filtered task names its number)
+MAX_CLASSES = 1_000_000
 #: the inclusive range torch's generators accept as a seed
 _SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 1
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -556,7 +573,7 @@ def _checked_flat(entries: dict[str, _TensorEntry], body: memoryview, name: str,
 
 
 def _checked_architecture(arch: str, dataset: str, options: dict[str, Any], where: str,
-                          max_parameters: int) -> int:
+                          max_parameters: int, num_classes: int | None = None) -> int:
     """D of the model, before building it: the options exist and numeric ones stay within
     :data:`MAX_OPTION_FACTOR` times their default; the model, counted on the meta device, has
     at most ``max_parameters`` parameters."""
@@ -572,7 +589,7 @@ def _checked_architecture(arch: str, dataset: str, options: dict[str, Any], wher
                 f"{where}: architecture option {key}={_short(value)} is over {MAX_OPTION_FACTOR}× its "
                 f"default ({default!r}); refused before building the model"
             )
-    n = count_parameters_for(arch, dataset, **options)
+    n = count_parameters_for(arch, dataset, num_classes=num_classes, **options)
     if n > max_parameters:
         raise SubspaceFileError(
             f"{where}: {arch} on {dataset} with {_short(options)} has {n:,} parameters, over the limit "
@@ -705,12 +722,20 @@ def load_subspace(
     sums = _field(header, "sha256", dict, where)
     if not all(isinstance(sums.get(k), str) for k in ("theta0", "projection", "theta")):
         raise SubspaceFileError(f"{where}: header field 'sha256' is missing or malformed")
+    num_classes = None
+    if "num_classes" in header:
+        num_classes = _bounded_int(header, "num_classes", where, 1, MAX_CLASSES, "a number of classes")
+    scaling = header.get("scaling", "none")
+    if scaling not in _SCALINGS:
+        raise SubspaceFileError(f"{where}: unknown scaling {_short(scaling)} (one of {', '.join(_SCALINGS)})")
     origin = ModelOrigin(
         _text(header, "architecture", where),
         _text(header, "dataset", where),
         _bounded_int(header, "model_seed", where, _SEED_MIN, _SEED_MAX, "a torch seed"),
         _scalars(header, "architecture_options", where),
         recipe,
+        num_classes=num_classes,
+        include_theta0=mode == "stored",
     )
     projection = _text(header, "projection", where)
     seed = _bounded_int(header, "seed", where, _SEED_MIN, _SEED_MAX, "a torch seed")
@@ -726,6 +751,8 @@ def load_subspace(
     if mode == "stored" and theta0 is None:
         raise SubspaceFileError(f"{where}: header says θ₀ is stored but it is not")
     if mode == "recipe":
+        import projbench.transfer  # noqa: F401 - registers the built-in θ₀ recipes
+
         kind = recipe.get("kind") if recipe is not None else None
         if not isinstance(kind, str) or kind not in _THETA0_RECIPES:
             raise InvalidArgumentError(
@@ -734,7 +761,7 @@ def load_subspace(
             )
     dev = _load_device(device, made_on, where)
     n = _checked_architecture(origin.architecture, origin.dataset, dict(origin.options), where,
-                              max_parameters)
+                              max_parameters, num_classes)
     if n != D:
         raise IncompatibleSubspaceFileError(
             f"{where}: the rebuilt model has D={n}, the file D={D}; {_versions_line(header)}"
@@ -752,7 +779,7 @@ def load_subspace(
         assert recipe is not None
         _THETA0_RECIPES[recipe["kind"]](model, dict(recipe))
 
-    sm = SubspaceModel(model, projection, d=d, seed=seed, per_layer=per_layer, **options)
+    sm = SubspaceModel(model, projection, d=d, seed=seed, per_layer=per_layer, scaling=scaling, **options)
     if sm.D != D:
         raise IncompatibleSubspaceFileError(
             f"{where}: the rebuilt model has D={sm.D}, the file D={D}; {_versions_line(header)}"

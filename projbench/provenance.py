@@ -3,7 +3,8 @@ outside the run's spec — the data files actually loaded, the FWHT backend in f
 plugin behind each name.
 
 :func:`run_provenance` gives ``{"data": fingerprint, "fwht": backend or None, "plugins":
-{kind: owner}}`` for a run. A worker records it with every run; a driver computes it before
+{kind: owner}}`` for a run, and ``"theta0_data"`` for a run whose θ₀ was pretrained (the
+fingerprint of the pretraining's dataset). A worker records it with every run; a driver computes it before
 anything runs and refuses to reuse a stored run whose provenance differs
 (:func:`provenance_differences`). Records written before provenance existed have none and are
 accepted as they are.
@@ -73,8 +74,10 @@ def run_provenance(
     projection: str | None,
     data_dir: str | os.PathLike[str] | None,
     fwht_backend: str | None = None,
+    theta0_dataset: str | None = None,
 ) -> dict[str, Any]:
-    """The provenance of one run (see the module docstring)."""
+    """The provenance of one run (see the module docstring); ``theta0_dataset`` names the
+    dataset its θ₀ was pretrained on, if any."""
     from projbench.hadamard import selected_backend
 
     plugins = {"architectures": plugin_owner("architectures", architecture),
@@ -83,7 +86,10 @@ def run_provenance(
     if projection is not None:
         plugins["projections"] = plugin_owner("projections", projection)
         fwht = fwht_backend or selected_backend()
-    return {"data": data_fingerprint(dataset, data_dir), "fwht": fwht, "plugins": plugins}
+    out = {"data": data_fingerprint(dataset, data_dir), "fwht": fwht, "plugins": plugins}
+    if theta0_dataset is not None:
+        out["theta0_data"] = data_fingerprint(theta0_dataset, data_dir)
+    return out
 
 
 def provenance_differences(stored: Any, current: dict[str, Any]) -> list[str]:
@@ -92,7 +98,7 @@ def provenance_differences(stored: Any, current: dict[str, Any]) -> list[str]:
     if not isinstance(stored, dict):
         return []
     out = []
-    for key in ("data", "fwht"):
+    for key in ("data", "fwht", "theta0_data"):
         if key in stored and stored.get(key) != current.get(key):
             out.append(f"{key}: {stored.get(key)!r} -> {current.get(key)!r}")
     raw = stored.get("plugins")

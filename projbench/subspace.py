@@ -27,6 +27,22 @@ mapping the *whole* θ_d into that tensor: θ_i = θ₀_i + P_i θ_d / √k for 
 cropped, also for tensors with n_i < d. The 1/√k keeps the stacked map's columns at unit expected
 norm, E‖P e_j‖² = 1, like the global projection, so learning rates transfer.
 
+**Structure-aware scaling** (``scaling="said"``; Aghajanyan et al. 2020, "Intrinsic
+dimensionality explains the effectiveness of language model fine-tuning"): one trainable scale
+λ_i per parameter tensor i, θ_i = θ₀_i + λ_i (P θ'_d)_i. As in the paper the n scales are
+counted in d: θ_d ∈ R^d holds θ'_d ∈ R^{d−n} (its first d − n entries, what P maps, so P has
+d − n columns) and s ∈ R^n (its last n entries), with λ = 1 + s; the model still trains d
+numbers in all, and d ≤ n is refused. θ_d starts at zero, so **λ starts at 1**: θ = θ₀ at the
+start as always, and the first step is exactly the unscaled projection's (∂L/∂θ'_d = Σ_i λ_i
+P_iᵀ g_i = Pᵀ g at λ = 1), so SAID departs from the plain method only as the scales learn.
+λ = 0 would be a stationary point — ∂L/∂θ'_d = 0 and ∂L/∂λ_i = ⟨(P θ'_d)_i, g_i⟩ = 0 at
+θ'_d = 0 — and nothing would ever train. Writing λ = 1 + s keeps the whole trainable vector at
+zero initially (one vector to save, export and regularise), and L2 weight decay on θ_d pulls
+the scales towards 1, the unscaled projection, not towards 0. ∂L/∂s_i = ⟨(P θ'_d)_i, g_i⟩ is
+zero at the very first step (θ'_d = 0) and the scales move from the second step on. With
+``per_layer`` the same holds with (P θ'_d)_i = P_i θ'_d / √k. The default ``scaling="none"``
+leaves the model exactly as without this option.
+
 **State dict.** Saved: ``theta_d``, ``theta0``, the model's parameters (views of θ₀; a
 ``torch.save`` stores the shared storage once) and buffers, and an ``_extra_state`` entry with
 the projection's *recipe* — name, seed, per_layer, options, d, D. The projection's tensors are
@@ -60,6 +76,49 @@ from projbench.export import ModelOrigin, origin_of
 from projbench.projection import Projection, make_projection
 
 STATE_VERSION = 1
+
+
+#: per-tensor scalings of the projected update (module docstring)
+SCALINGS = ("none", "said")
+
+
+class _Project(torch.autograd.Function):
+    """u = scale·[P_1 θ_d; …; P_k θ_d] ∈ R^D with backward ∂θ_d = scale·Σ_i P_iᵀ g_i (the
+    projection alone, for ``scaling="said"``, which multiplies u by the per-tensor scales)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        theta_d: torch.Tensor,
+        projections: tuple[Projection, ...],
+        slices: tuple[tuple[int, int], ...],
+        scale: float,
+        D: int,
+    ) -> torch.Tensor:
+        ctx.projections = projections
+        ctx.slices = slices
+        ctx.scale = scale
+        if len(projections) == 1:
+            out = projections[0](theta_d).reshape(D)
+        else:
+            out = torch.empty(D, dtype=theta_d.dtype, device=theta_d.device)
+            for proj, (start, stop) in zip(projections, slices):
+                out[start:stop] = proj(theta_d)
+        return out * scale if scale != 1.0 else out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        grad = grad.contiguous()
+        total: torch.Tensor | None = None
+        for proj, (start, stop) in zip(ctx.projections, ctx.slices):
+            g = proj.adjoint(grad[start:stop])
+            total = g if total is None else total + g
+        assert total is not None
+        if ctx.scale != 1.0:
+            total = total * ctx.scale
+        return total, None, None, None, None
 
 
 class _ProjectAdd(torch.autograd.Function):
@@ -177,6 +236,8 @@ class SubspaceModel(nn.Module):
         seed: seed of the projection (per-layer: the root of the per-tensor seeds).
         per_layer: one projection per parameter tensor instead of one global P.
         device: where the model, θ₀, θ_d and P live (default: the model's device).
+        scaling: ``"none"`` (θ = θ₀ + P θ_d) or ``"said"`` (a trainable scale per parameter
+            tensor, counted in d; see the module docstring).
         **projection_options: the projection's own keyword options.
     """
 
@@ -190,6 +251,7 @@ class SubspaceModel(nn.Module):
         seed: int = 0,
         per_layer: bool = False,
         device: torch.device | str | None = None,
+        scaling: str = "none",
         **projection_options: Any,
     ) -> None:
         super().__init__()
@@ -201,6 +263,8 @@ class SubspaceModel(nn.Module):
             raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
         if not _SEED_MIN <= seed <= _SEED_MAX:
             raise InvalidArgumentError(f"seed must lie in [-2**63, 2**64 - 1], got {seed}")
+        if scaling not in SCALINGS:
+            raise InvalidArgumentError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
         if device is not None:
             model = model.to(device)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -219,8 +283,14 @@ class SubspaceModel(nn.Module):
         if not dtype.is_floating_point:
             raise InvalidArgumentError(f"trainable parameters must be floating point, got {dtype}")
         dev = named[0][1].device
+        if scaling == "said" and d <= len(named):
+            raise InvalidArgumentError(
+                f"scaling='said' counts one scale per parameter tensor in d: {type(model).__name__} has "
+                f"{len(named)} tensors, so d must exceed {len(named)} (got d={d})"
+            )
 
         self.model = model
+        self._scaling = scaling
         self._names: tuple[str, ...] = tuple(n for n, _ in named)
         self._shapes: tuple[torch.Size, ...] = tuple(p.shape for _, p in named)
         self._numels: tuple[int, ...] = tuple(p.numel() for _, p in named)
@@ -235,6 +305,10 @@ class SubspaceModel(nn.Module):
             p.requires_grad_(False)
         self._tie_model_to_theta0()
         self.theta_d = nn.Parameter(torch.zeros(d, dtype=dtype, device=dev))
+        if scaling == "said":  # coordinate j of θ belongs to tensor i: λ expands by these counts
+            self.register_buffer(
+                "said_repeats", torch.tensor(self._numels, dtype=torch.long, device=dev), persistent=False
+            )
         self._recipe: dict[str, Any] = {}
         self._build_projections(projection, seed, per_layer, dict(projection_options))
         #: how θ₀ was made (architecture, dataset, model seed…); needed by :meth:`export`. A
@@ -255,22 +329,25 @@ class SubspaceModel(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         architecture_options: dict[str, Any] | None = None,
+        scaling: str = "none",
+        num_classes: int | None = None,
         **projection_options: Any,
     ) -> SubspaceModel:
         """``SubspaceModel(make_model(architecture, dataset, seed=model_seed,
-        **architecture_options).to(device, dtype), projection, d, seed, …)`` that remembers its
-        :class:`~projbench.export.ModelOrigin`, so that :meth:`export` can ship it as names,
-        seeds and θ_d."""
+        num_classes=num_classes, **architecture_options).to(device, dtype), projection, d, seed,
+        …)`` that remembers its :class:`~projbench.export.ModelOrigin`, so that :meth:`export`
+        can ship it as names, seeds and θ_d."""
         from projbench.architectures import make_model, resolve_options
 
         options = resolve_options(architecture, architecture_options)  # converted, with defaults
-        origin = ModelOrigin(architecture, dataset, model_seed, options)
-        model = make_model(architecture, dataset, seed=model_seed, **dict(origin.options))
+        origin = ModelOrigin(architecture, dataset, model_seed, options, num_classes=num_classes)
+        model = make_model(architecture, dataset, seed=model_seed, num_classes=num_classes,
+                           **dict(origin.options))
         if dtype is not None:
             if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
                 raise InvalidArgumentError(f"dtype must be a floating torch.dtype, got {dtype!r}")
             model = model.to(dtype=dtype)
-        sm = cls(model, projection, d=d, seed=seed, per_layer=per_layer, device=device,
+        sm = cls(model, projection, d=d, seed=seed, per_layer=per_layer, device=device, scaling=scaling,
                  **projection_options)
         sm.origin = origin
         return sm
@@ -279,7 +356,7 @@ class SubspaceModel(nn.Module):
     def _build_projections(
         self, name: str, seed: int, per_layer: bool, options: dict[str, Any]
     ) -> None:
-        d, D = self.d, self.D
+        d, D = self.projected_d, self.D
         dtype, dev = self.theta0.dtype, self.theta0.device
         if per_layer:
             seeds = _derived_seeds(seed, len(self._numels))
@@ -322,6 +399,24 @@ class SubspaceModel(nn.Module):
         return int(self.theta_d.numel())
 
     @property
+    def projected_d(self) -> int:
+        """Columns of P: d, or d − n with ``scaling="said"`` (n parameter tensors)."""
+        return self.d - (len(self._numels) if self._scaling == "said" else 0)
+
+    @property
+    def scaling(self) -> str:
+        """``"none"`` or ``"said"`` (one trainable scale per parameter tensor, counted in d)."""
+        return self._scaling
+
+    @property
+    def said_scales(self) -> torch.Tensor | None:
+        """λ ∈ R^n, the per-tensor scales (1 + the last n entries of θ_d; detached), or None
+        without ``scaling="said"``."""
+        if self._scaling != "said":
+            return None
+        return (1 + self.theta_d[self.projected_d:]).detach()
+
+    @property
     def D(self) -> int:
         """Number of projected (originally trainable) parameters of the wrapped model."""
         return int(self.theta0.numel())
@@ -358,10 +453,19 @@ class SubspaceModel(nn.Module):
 
     # -- the map -------------------------------------------------------------------------------
     def flat_parameters(self) -> torch.Tensor:
-        """θ = θ₀ + P θ_d, shape (D,), differentiable w.r.t. θ_d."""
-        return _ProjectAdd.apply(
-            self.theta_d, self.theta0, tuple(self.projections), self._proj_slices, self._scale
+        """θ = θ₀ + P θ_d, shape (D,), differentiable w.r.t. θ_d; with ``scaling="said"``
+        θ_i = θ₀_i + λ_i (P θ'_d)_i per tensor i (module docstring)."""
+        if self._scaling == "none":
+            return _ProjectAdd.apply(
+                self.theta_d, self.theta0, tuple(self.projections), self._proj_slices, self._scale
+            )
+        m = self.projected_d
+        update = _Project.apply(
+            self.theta_d[:m], tuple(self.projections), self._proj_slices, self._scale, self.D
         )
+        repeats = self.get_buffer("said_repeats")
+        scales = torch.repeat_interleave(1 + self.theta_d[m:], repeats, output_size=self.D)
+        return torch.addcmul(self.theta0, scales, update)
 
     def parameter_dict(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Name -> view of θ (or of ``flat``) shaped like that parameter."""
@@ -418,9 +522,11 @@ class SubspaceModel(nn.Module):
 
     # -- state dict ------------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
-        """The projection recipe saved in ``state_dict()`` (the projection's tensors are not)."""
+        """The projection recipe saved in ``state_dict()`` (the projection's tensors are not);
+        ``scaling`` only when it is not ``"none"``."""
+        extra = {"scaling": self._scaling} if self._scaling != "none" else {}
         return {"version": STATE_VERSION, "d": self.d, "D": self.D, **self._recipe,
-                "options": dict(self._recipe["options"])}
+                "options": dict(self._recipe["options"]), **extra}
 
     def set_extra_state(self, state: Any) -> None:
         """Check d and D, and rebuild the projection if the saved recipe differs from ours."""
@@ -433,6 +539,12 @@ class SubspaceModel(nn.Module):
                 f"saved SubspaceModel has d={state['d']}, D={state['D']}; this one has d={self.d}, "
                 f"D={self.D}: build it with the same model and d before loading"
             )
+        saved_scaling = state.get("scaling", "none")
+        if saved_scaling != self._scaling:
+            raise InvalidArgumentError(
+                f"saved SubspaceModel has scaling={saved_scaling!r}, this one scaling={self._scaling!r}: "
+                "build it with the same scaling before loading"
+            )
         recipe = {k: state[k] for k in ("projection", "seed", "per_layer", "options")}
         if recipe != self._recipe:
             self._build_projections(
@@ -441,5 +553,6 @@ class SubspaceModel(nn.Module):
             )
 
     def extra_repr(self) -> str:
+        said = ", scaling='said'" if self._scaling != "none" else ""
         return (f"projection={self.projection_name!r}, d={self.d}, D={self.D}, seed={self.seed}, "
-                f"per_layer={self.per_layer}")
+                f"per_layer={self.per_layer}{said}")

@@ -100,6 +100,7 @@ def test_smoke_jobs_2_gives_identical_values(smoke_inline: Path, tmp_path: Path)
     assert len(pids) == 2 and os.getpid() not in pids
 
 
+@pytest.mark.slow
 def test_smoke_on_a_real_local_ray_gives_identical_values(smoke_inline: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     from projbench.executors import RayPool
@@ -203,6 +204,7 @@ def tiny_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     return spec, base / "ref"
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_driver_leaves_no_workers_and_resumes_exactly(tiny_reference: tuple[Path, Path],
                                                                    tmp_path: Path) -> None:
     spec, reference = tiny_reference

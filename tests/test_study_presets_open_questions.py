@@ -115,6 +115,7 @@ def test_every_preset_resolves(preset: str) -> None:
     assert spec.description and spec.pairs and spec.run_count()
 
 
+@pytest.mark.slow
 def test_fastfood_variants_preset(tmp_path: Path) -> None:
     """Both Fastfood variants searched side by side: the option is part of each run's identity
     (no run of one variant is reused for the other), the baselines are shared."""

@@ -211,6 +211,7 @@ def test_an_unreachable_ray_cluster_is_one_line_after_the_timeout(tmp_path: Path
     assert "no Ray cluster answers at 127.0.0.1:1 within 2 s" in line
 
 
+@pytest.mark.slow
 def test_the_ray_timeout_comes_from_the_environment_too(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     spec = tmp_path / "study.toml"

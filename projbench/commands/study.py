@@ -244,7 +244,7 @@ def _check_names(spec: Any) -> None:
             check_fwht_backend(pair.run.get("fwht_backend"))
         except ProjbenchError as exc:
             raise InvalidArgumentError(f"{pair.label} fwht_backend: {exc}") from None
-        num_params = parameter_count(pair.architecture, pair.dataset)
+        num_params = parameter_count(pair.architecture, pair.dataset, num_classes=pair.num_classes)
         s = pair.search
         largest = s["d_max"] if s["method"] == "bisect" else max(s["grid"] or [0])
         if largest > num_params:
@@ -252,6 +252,9 @@ def _check_names(spec: Any) -> None:
                 f"{pair.label}: the largest d searched ({largest:,}) exceeds D = {num_params:,}; lower d_max "
                 "(or the grid) for this pair"
             )
+    from projbench.study.checks import check_transfer
+
+    check_transfer(spec)
     _check_contracts(spec)
 
 
@@ -270,10 +273,14 @@ def _check_contracts(spec: Any) -> None:
 def check_data(spec: Any, data_dir: str | None) -> None:
     """Load and fingerprint each pair's data now (missing or unreadable data is one line, and
     no folder is made), and refuse a train/test subset larger than its split."""
+    from projbench.study.checks import check_transfer
     from projbench.study.runner import StudyProvenance
 
     StudyProvenance(data_dir).check_spec(spec)
+    check_transfer(spec, data_dir, load_data=True)
     for pair in spec.pairs:
+        if pair.classes:  # the filtered splits' sizes were checked just now
+            continue
         for split in ("train", "test"):
             wanted = pair.run.get(f"{split}_subset")
             size = _split_size(pair.dataset, split, data_dir) if wanted is not None else 0

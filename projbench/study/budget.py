@@ -136,7 +136,7 @@ def budget_rows(engine: Any) -> list[dict[str, Any]]:
                 ratios = [d / lo for d, lo in found if d is not None and lo]
                 out.append({
                     "architecture": pair.architecture,
-                    "dataset": pair.dataset,
+                    "dataset": pair.task,
                     "variant": group.variant_label,
                     "projection": label,
                     "epochs": epoch,

@@ -10,6 +10,13 @@ any other group with the same run identity). The target is ``threshold`` × the 
 is near chance (below 1 / number of classes + 0.1 for any seed) stops its group with a message instead of
 searching against a meaningless target.
 
+**A trained θ₀** (a pair's or a variant's ``theta0``, :mod:`projbench.transfer`): a group whose
+θ₀ is pretrained first needs that pretraining — one run, shared by every group (and seed) with
+the same pretraining identity, whose weights are kept in ``theta0_dir/<its run id>.pt``. Only
+then are its baselines (full fine-tuning from θ₀) and searches (subspace fine-tuning) queued. A
+finished pretraining whose file is missing is trained again; one that failed or diverged stops
+its groups with a message.
+
 Scheduling: every chain whose target is known proposes its next round of d values; every run
 that is needed and neither finished nor in flight is queued; the queue feeds the pool up to its
 number of workers, earlier pairs (in the study's order) first and, within a pair, in the order
@@ -28,18 +35,21 @@ uses this): nothing is trained, chains stop where their results stop.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from projbench.runs import RunSpec, execute_run
 from projbench.search import Crossing, Search, make_search
-from projbench.study.spec import StudySpec
+from projbench.study.spec import NON_RECIPE_AXES, StudySpec, variant_text
 from projbench.training import Recipe
+from projbench.transfer import Theta0, resolve_theta0
 
 MAX_ATTEMPTS = 3
 #: direct networks span [d_min, DIRECT_RANGE_FACTOR x d_max] parameters (capped at D)
@@ -63,10 +73,21 @@ class Group:
     baseline_accuracy: float | None = None
     baseline_recipe: dict[str, Any] | None = None
     failed: str | None = None
+    #: where θ₀ comes from (None: a fresh initialisation) and the subspace runs' scaling
+    theta0: Theta0 | None = None
+    scaling: str = "none"
+    #: the pretraining this group's θ₀ needs first, and its test accuracy on its own task
+    pretrain: RunSpec | None = None
+    theta0_accuracy: float | None = None
+
+    @property
+    def theta0_label(self) -> str:
+        """``scratch``, ``pretrain mnist[0-4]`` or ``checkpoint NAME``."""
+        return self.theta0.label() if self.theta0 is not None else "scratch"
 
     @property
     def variant_label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.variant.items()) or "-"
+        return variant_text(self.variant, self.theta0_label)
 
 
 @dataclass
@@ -92,7 +113,8 @@ class StudyEngine:
 
     ``on_record(record, spec)`` is called for each run trained by this invocation;
     ``data_dir`` is passed to every run. ``run_fn`` defaults to :func:`execute_run` (tests may
-    pass another picklable function).
+    pass another picklable function). ``theta0_dir`` is the folder of pretrained θ₀ weights
+    (a study's ``OUT/theta0``; None when replaying).
     """
 
     def __init__(
@@ -107,8 +129,10 @@ class StudyEngine:
         run_fn: Callable[..., dict[str, Any]] = execute_run,
         num_classes: Callable[[str], int] | None = None,
         provenance: Callable[[dict[str, Any]], list[str]] | None = None,
+        theta0_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.spec = spec
+        self.theta0_dir = None if theta0_dir is None else Path(theta0_dir)
         self.results: dict[str, dict[str, Any]] = dict(results or {})
         self.pool = pool
         self.store = store
@@ -135,9 +159,11 @@ class StudyEngine:
         chains: list[Chain] = []
         for p_index, pair in enumerate(self.spec.pairs):
             for variant in self.spec.variants():
-                recipe_changes = {k: v for k, v in variant.items() if k != "burn_in"}
+                recipe_changes = {k: v for k, v in variant.items() if k not in NON_RECIPE_AXES}
                 recipe = Recipe(**{**pair.recipe, **recipe_changes})
                 burn_in = int(variant.get("burn_in", 0))
+                theta0, pretrain = self._theta0(p_index, variant)
+                scaling = str(variant.get("scaling", pair.run.get("scaling", "none")))
                 recipes = {"local": recipe}
                 if pair.search["baseline"] == "global":
                     recipes = {
@@ -146,16 +172,34 @@ class StudyEngine:
                         "3lr": recipe.with_(lr=recipe.lr * 3),
                     }
                 base = {
-                    label: [self._base_spec(p_index, r, s) for s in self.spec.seeds]
+                    label: [self._base_spec(p_index, r, s, theta0) for s in self.spec.seeds]
                     for label, r in recipes.items()
                 }
-                group = Group(len(groups), p_index, variant, recipe, burn_in, base)
+                group = Group(len(groups), p_index, variant, recipe, burn_in, base, theta0=theta0,
+                              scaling=scaling, pretrain=pretrain)
                 group.direct = self._direct_specs(p_index, recipe)
                 groups.append(group)
                 for label in pair.projections:
                     for seed in self.spec.seeds:
                         chains.append(Chain(group.index, label, seed))
         return groups, chains
+
+    def _theta0(self, pair_index: int, variant: dict[str, Any]) -> tuple[Theta0 | None, RunSpec | None]:
+        """The group's θ₀ source (the variant's ``theta0``, else the pair's) and, for a
+        pretraining, its run, keeping its weights in ``theta0_dir/<run id>.pt``."""
+        pair = self.spec.pairs[pair_index]
+        raw = variant["theta0"] if "theta0" in variant else pair.theta0
+        table = resolve_theta0(raw, f"{pair.label} ", dataset=pair.dataset, recipe=pair.recipe, run=pair.run)
+        if table is None:
+            return None, None
+        theta0 = Theta0.from_spec(table)
+        if theta0.source != "pretrain":
+            return theta0, None
+        pretrain = self._base_spec(pair_index, Recipe(**pair.recipe), 0, theta0).pretrain_spec()
+        if self.theta0_dir is None:
+            return theta0, pretrain
+        path = self.theta0_dir / f"{pretrain.run_id}.pt"
+        return theta0.with_path(path), pretrain.with_(save_weights=str(path))
 
     def _direct_specs(
         self, pair_index: int, recipe: Recipe
@@ -172,13 +216,14 @@ class StudyEngine:
         lo, hi = (s["d_min"], s["d_max"]) if s["method"] == "bisect" else (min(s["grid"]), max(s["grid"]))
         # direct networks must be able to reach the target: span up to 10 x the largest d
         # searched (capped at the full model's D), log-spaced
-        hi = min(DIRECT_RANGE_FACTOR * hi, parameter_count(pair.architecture, pair.dataset))
+        hi = min(DIRECT_RANGE_FACTOR * hi,
+                 parameter_count(pair.architecture, pair.dataset, num_classes=pair.num_classes))
         n = int(self.spec.direct["sizes"])
         seen: dict[int, dict[str, Any]] = {}
         for i in range(n):
             target = round(math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1)))
             opts = size_for_parameters(pair.architecture, pair.dataset, max(target, 1))
-            size = count_parameters_for(pair.architecture, pair.dataset, **opts)
+            size = count_parameters_for(pair.architecture, pair.dataset, num_classes=pair.num_classes, **opts)
             seen.setdefault(size, opts)
         lrs = self.spec.direct.get("lrs") or [recipe.lr]
         out = []
@@ -193,7 +238,7 @@ class StudyEngine:
                 out.append((opts, size, float(lr), specs))
         return out
 
-    def _base_spec(self, pair_index: int, recipe: Recipe, seed: int) -> RunSpec:
+    def _base_spec(self, pair_index: int, recipe: Recipe, seed: int, theta0: Theta0 | None = None) -> RunSpec:
         pair = self.spec.pairs[pair_index]
         run = pair.run
         return RunSpec(
@@ -207,18 +252,21 @@ class StudyEngine:
             dtype=run["dtype"],
             threads=int(run["threads"]),
             fwht_backend=run.get("fwht_backend"),
+            classes=tuple(pair.classes),
+            theta0=theta0,
         )
 
     def subspace_spec(self, chain: Chain, d: int) -> RunSpec:
         group = self.groups[chain.group]
         entry = self.spec.projection(chain.projection)
-        base = self._base_spec(group.pair, group.recipe, chain.seed)
+        base = self._base_spec(group.pair, group.recipe, chain.seed, group.theta0)
         return base.with_(
             projection=entry.name,
             d=int(d),
             options=tuple(sorted(entry.options.items())),
             per_layer=bool(self.spec.pairs[group.pair].run["per_layer"]),
             burn_in=group.burn_in,
+            scaling=group.scaling,
         )
 
     # -- results -------------------------------------------------------------------------
@@ -315,6 +363,12 @@ class StudyEngine:
                 self._get(spec, group.pair)
         if group.target is not None or group.failed is not None:
             return False
+        if group.pretrain is not None and group.theta0_accuracy is None:
+            pretrained = self._pretrained(group)
+            if pretrained is None:
+                return False
+            if group.failed is not None:
+                return True
         means: dict[str, float] = {}
         missing = False
         for label, specs in group.baseline_specs.items():
@@ -339,7 +393,7 @@ class StudyEngine:
         best_label = max(means, key=lambda k: means[k]) if len(means) > 1 else "local"
         base_acc = means[best_label]
         pair = self.spec.pairs[group.pair]
-        chance = 1.0 / self._num_classes(pair.dataset)
+        chance = 1.0 / (pair.num_classes or self._num_classes(pair.dataset))
         group.baseline_accuracy = base_acc
         group.baseline_recipe = group.baseline_specs[best_label][0].recipe.to_dict()
         for spec in group.baseline_specs[best_label]:
@@ -353,6 +407,25 @@ class StudyEngine:
                 return True
         group.target = float(pair.search["threshold"]) * base_acc
         return True
+
+    def _pretrained(self, group: Group) -> dict[str, Any] | None:
+        """The record of the group's θ₀ pretraining once finished (queued until then; trained
+        again when its weights file is gone); sets ``theta0_accuracy``, or ``failed``."""
+        pretrain = group.pretrain
+        assert pretrain is not None
+        rid = pretrain.run_id
+        weights = pretrain.save_weights
+        if self.pool is not None and weights and rid in self.results and not Path(weights).is_file():
+            del self.results[rid]  # the weights are gone: train it again
+        record = self._get(pretrain, group.pair)
+        if record is None:
+            return None
+        if record.get("status") != "ok":
+            how = "diverged" if record.get("status") == "diverged" else "failed"
+            group.failed = f"θ₀ pretraining {how} ({pretrain.label()}): {record.get('error')}"
+        else:
+            group.theta0_accuracy = self._acc(record, group.pair)
+        return record
 
     def _advance_chain(self, chain: Chain) -> bool:
         if chain.done:

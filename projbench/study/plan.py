@@ -5,6 +5,7 @@ or ``train_subset`` when smaller), b the batch size and N_test the test examples
 
 * **runs** — baselines: one per seed and distinct baseline recipe (the global baseline trains
   lr/3, lr and 3·lr, so 3 × seeds per recipe; variants that differ only in burn-in share them);
+  θ₀ pretrainings: one per distinct pretraining (on its ``train_subset``, else N examples);
   subspace runs: one search per (projection, seed, variant), each taking between
   :func:`chain_run_range` runs (the fewest and the most over every outcome that reaches the
   target; a search that does not reach it stops after its first round); direct networks:
@@ -72,21 +73,25 @@ class SplitSizes:
     source: str
 
 
-def split_sizes(dataset: str, data_dir: str | None = None) -> SplitSizes:
-    """The sizes of ``dataset``'s splits: counted from the loaded data (the dataset registry's
-    loader), else, when its files are missing, the built-in table :data:`KNOWN_SPLIT_SIZES`."""
-    from projbench.datasets import load_dataset
+def split_sizes(dataset: str, data_dir: str | None = None, classes: Sequence[int] = ()) -> SplitSizes:
+    """The sizes of ``dataset``'s splits (restricted to ``classes`` when given): counted from
+    the loaded data (the dataset registry's loader), else, when its files are missing, the
+    built-in table :data:`KNOWN_SPLIT_SIZES` (× k/10 for k of 10 classes)."""
+    from projbench.datasets import load_dataset, select_classes
     from projbench.errors import DataNotFoundError
 
+    def count(split: str) -> int:
+        data = load_dataset(dataset, split, data_dir)
+        return int((select_classes(data, classes) if classes else data)[1].shape[0])
+
     try:
-        train = int(load_dataset(dataset, "train", data_dir)[1].shape[0])
-        test = int(load_dataset(dataset, "test", data_dir)[1].shape[0])
-        return SplitSizes(train, test, "data")
+        return SplitSizes(count("train"), count("test"), "data")
     except DataNotFoundError as err:
         if dataset not in KNOWN_SPLIT_SIZES:
             raise InvalidArgumentError(f"cannot tell the size of dataset {dataset!r}: {err}") from None
         train, test = KNOWN_SPLIT_SIZES[dataset]
-        return SplitSizes(train, test, "standard split (files not found)")
+        share = len(classes) / 10 if classes else 1.0
+        return SplitSizes(round(train * share), round(test * share), "standard split (files not found)")
 
 
 def subset_size(n: int, subset: int | None) -> int:
@@ -171,7 +176,9 @@ class RunGroup:
 
 
 def _variant_recipe(pair_recipe: Mapping[str, Any], variant: Mapping[str, Any]) -> Recipe:
-    return Recipe(**{**pair_recipe, **{k: v for k, v in variant.items() if k != "burn_in"}})
+    from projbench.study.spec import NON_RECIPE_AXES
+
+    return Recipe(**{**pair_recipe, **{k: v for k, v in variant.items() if k not in NON_RECIPE_AXES}})
 
 
 def _key(recipe: Recipe) -> str:
@@ -186,15 +193,24 @@ def pair_run_groups(spec: Any, index: int, n_train: int) -> list[RunGroup]:
     pair = spec.pairs[index]
     seeds = len(spec.seeds)
     lo, hi = chain_run_range(pair.search)
+    from projbench.transfer import resolve_theta0
+
     baselines: dict[str, Recipe] = {}
     direct: dict[str, Recipe] = {}
+    pretrain: dict[str, tuple[Recipe, int]] = {}
     groups: list[RunGroup] = []
     for variant in spec.variants():
         recipe = _variant_recipe(pair.recipe, variant)
+        table = resolve_theta0(variant.get("theta0", pair.theta0), "", dataset=pair.dataset,
+                               recipe=pair.recipe, run=pair.run)
+        if table is not None and table["from"] == "pretrain":
+            source = Recipe(**table["recipe"])
+            pretrain.setdefault(repr(table), (source, int(table.get("train_subset") or n_train)))
+        theta0_key = "" if table is None else repr(table)  # fine-tuning baselines are other runs
         labels = [recipe]
         if pair.search["baseline"] == "global":
             labels = [recipe.with_(lr=recipe.lr / 3), recipe, recipe.with_(lr=recipe.lr * 3)]
-        baselines.update({_key(r): r for r in labels})
+        baselines.update({f"{theta0_key}{_key(r)}": r for r in labels})
         for lr in (spec.direct.get("lrs") or [recipe.lr]) if spec.direct else []:
             direct.setdefault(_key(recipe.with_(lr=float(lr))), recipe.with_(lr=float(lr)))
         chains = len(pair.projections) * seeds
@@ -206,6 +222,9 @@ def pair_run_groups(spec: Any, index: int, n_train: int) -> list[RunGroup]:
         for r in recipes.values():
             groups.append(RunGroup(kind, (per, per), steps_per_run(n_train, r), r.batch_size,
                                    evaluations_per_run(n_train, r)))
+    for source, n in pretrain.values():
+        groups.append(RunGroup("pretrain", (1, 1), steps_per_run(n, source), source.batch_size,
+                               evaluations_per_run(n, source)))
     return [g for g in groups if g.count[1] > 0]
 
 
@@ -424,8 +443,8 @@ def plan_pair(spec: Any, index: int, data_dir: str | None = None, *, measure: bo
     from projbench.runs import parameter_count
 
     pair = spec.pairs[index]
-    num_params = parameter_count(pair.architecture, pair.dataset)
-    sizes = split_sizes(pair.dataset, data_dir)
+    num_params = parameter_count(pair.architecture, pair.dataset, num_classes=pair.num_classes)
+    sizes = split_sizes(pair.dataset, data_dir, pair.classes)
     n_train = subset_size(sizes.train, pair.run["train_subset"])
     n_test = subset_size(sizes.test, pair.run["test_subset"])
     groups = pair_run_groups(spec, index, n_train)

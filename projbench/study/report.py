@@ -1,7 +1,7 @@
 """The study table and figures: printed at the end of ``projbench study`` and by
 ``projbench report DIR``.
 
-Table rows are (architecture, dataset, D[, variant]); per projection: d_int90 mean ± std over
+Table rows are (architecture, dataset, D[, variant][, θ₀]); per projection: d_int90 mean ± std over
 seeds (n; the std is "n/a" for one seed), the interpolated crossing, d_int90/D, the baseline
 accuracy, runs, wall time and device-hours; a search that did not reach the target shows the
 best accuracy reached and which bound to widen. ``--reference FILE.csv`` (columns architecture,
@@ -183,6 +183,11 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     ]
     if any(r["variant"] != "-" for r in rows):
         cols.append(("variant", lambda r: r["variant"]))
+    trained = any(r.get("theta0", "scratch") != "scratch" for r in rows)
+    if trained and not any("axis_theta0" in r for r in rows):  # (an axis shows it in the variant)
+        cols.append(("θ₀", lambda r: r.get("theta0") or "scratch"))
+    if any(r.get("theta0_accuracy") is not None for r in rows):
+        cols.append(("θ₀ acc", lambda r: _fmt(r.get("theta0_accuracy"), 3)))
     cols += [
         ("projection", lambda r: r["projection"]),
         ("d_int90 (interval)", d_int90_text),
@@ -377,8 +382,8 @@ def render(rows: list[dict[str, Any]], fmt: str, *, title: str = "", notes: str 
 #: columns of the terminal table unless ``--columns`` asks for others (md/csv/html show all);
 #: a header starting with one of these prefixes is shown (reference columns, CPU-h/GPU-h)
 DEFAULT_COLUMNS = (
-    "architecture", "dataset", "variant", "projection", "d_int90 (interval)", "baseline acc", "runs",
-    "ref*", "ours/ref*", "not converged", "d_direct90", "note",
+    "architecture", "dataset", "variant", "θ₀", "projection", "d_int90 (interval)", "baseline acc", "θ₀ acc",
+    "runs", "ref*", "ours/ref*", "not converged", "d_direct90", "note",
 )
 #: columns whose text may wrap in a narrow terminal; every other cell (numbers) never splits
 WRAPPING_COLUMNS = ("note", "variant")

@@ -52,20 +52,31 @@ class StudyProvenance:
     def of(self, identity: dict[str, Any]) -> dict[str, Any]:
         from projbench.provenance import run_provenance
 
+        theta0 = identity.get("theta0")
+        pretrained = isinstance(theta0, dict) and theta0.get("from") == "pretrain"
+        source = theta0.get("dataset") if pretrained and isinstance(theta0, dict) else None
         key = (str(identity.get("architecture")), str(identity.get("dataset")), identity.get("projection"),
-               identity.get("fwht_backend"))
+               identity.get("fwht_backend"), source)
         if key not in self._cache:
-            self._cache[key] = run_provenance(key[0], key[1], key[2], self.data_dir, key[3])
+            self._cache[key] = run_provenance(key[0], key[1], key[2], self.data_dir, key[3],
+                                              theta0_dataset=None if source is None else str(source))
         return self._cache[key]
 
     def check_spec(self, spec: StudySpec) -> None:
-        """Compute every pair's provenance now: missing data or an unknown name fails here,
-        before any folder is made."""
+        """Compute every pair's provenance now (and that of each θ₀ pretraining's data):
+        missing data or an unknown name fails here, before any folder is made."""
         for pair in spec.pairs:
+            sources: set[str | None] = {None}
+            for variant in spec.variants():
+                table = variant.get("theta0", pair.theta0)
+                if isinstance(table, dict) and table.get("from") == "pretrain":
+                    sources.add(str(table.get("dataset", pair.dataset)))
             for label in pair.projections:
-                self.of({"architecture": pair.architecture, "dataset": pair.dataset,
-                         "projection": spec.projection(label).name,
-                         "fwht_backend": pair.run.get("fwht_backend")})
+                for source in sources:
+                    theta0 = {"from": "pretrain", "dataset": source} if source else None
+                    self.of({"architecture": pair.architecture, "dataset": pair.dataset,
+                             "projection": spec.projection(label).name,
+                             "fwht_backend": pair.run.get("fwht_backend"), "theta0": theta0})
 
     def differences(self, record: dict[str, Any]) -> list[str]:
         from projbench.provenance import provenance_differences
@@ -107,15 +118,19 @@ def run_study(
     if check_inputs is None:
         check_inputs = run_fn is execute_run
     provenance = StudyProvenance(data_dir) if check_inputs else None
+    from projbench.study.checks import check_transfer
+
+    check_transfer(spec)  # classes, θ₀ sources and scalings against the models' shapes: no data
     if provenance is not None:
         provenance.check_spec(spec)
+        check_transfer(spec, data_dir, load_data=True)
     store = StudyStore(
         out, spec.to_dict(), _env(pool), validate=provenance.refuse_stale if provenance else None
     )
     finished = store.finished
     engine = StudyEngine(
         spec, results=finished, pool=pool, store=store, data_dir=data_dir, on_record=on_record, run_fn=run_fn,
-        provenance=provenance.differences if provenance else None,
+        provenance=provenance.differences if provenance else None, theta0_dir=Path(out) / "theta0",
     )
     interrupted = True
     try:
@@ -137,7 +152,7 @@ def run_study(
         )
     used = {rid for c in engine.chains for rid in c.run_ids} | {
         s.run_id for g in engine.groups for specs in g.baseline_specs.values() for s in specs
-    }
+    } | {g.pretrain.run_id for g in engine.groups if g.pretrain is not None}
     return StudyOutcome(spec, engine, Path(out), len(used & set(finished)), rows)
 
 

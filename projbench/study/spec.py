@@ -12,14 +12,19 @@ TOML layout (every table optional except ``pairs``; presets in ``projbench/study
                threshold = 0.9, baseline = "local"|"global"
     [recipe]   optimizer, lr, epochs, batch_size, weight_decay, schedule, max_steps, momentum
                (unset weight_decay: Li et al.'s per-architecture L2)
-    [run]      train_subset, test_subset, device = "cpu"|"cuda"|"auto", dtype, threads, per_layer
+    [run]      train_subset, test_subset, device = "cpu"|"cuda"|"auto", dtype, threads, per_layer,
+               scaling = "none"|"said"
     [axes]     lr = [...], optimizer = [...], batch_size = [...], epochs = [...],
-               weight_decay = [...], schedule = [...], burn_in = [0, 100]
+               weight_decay = [...], schedule = [...], burn_in = [0, 100],
+               scaling = ["none", "said"], theta0 = ["scratch", {from = "pretrain", ...}]
                (the product of the listed values; each combination is its own variant with
                its own baselines and d_int90)
     [direct]   sizes = 6, lrs = [1e-3, 3e-3]   (directly trained small networks)
     [[pairs]]  architecture, dataset, and any overrides of search/recipe/run keys and
-               `projections` (a subset of the labels above) for that pair
+               `projections` (a subset of the labels above) for that pair; `classes = [5, 6,
+               7, 8, 9]` (a class-filtered task) and `theta0 = "scratch"` or
+               {from = "pretrain", dataset, classes, seed, recipe = {...}, train_subset,
+               test_subset} or {from = "checkpoint", path} (:mod:`projbench.transfer`)
 
 The resolved spec (:meth:`StudySpec.to_dict`) is what a study folder stores; resuming compares
 it key by key (:func:`spec_differences`).
@@ -66,8 +71,16 @@ RECIPE_KEYS = (
     "weight_decay_on",
     "eval_epochs",
 )
-RUN_KEYS = ("train_subset", "test_subset", "device", "dtype", "threads", "per_layer", "fwht_backend")
-AXIS_KEYS = (*(k for k in RECIPE_KEYS if k != "eval_epochs"), "burn_in")
+RUN_KEYS = (
+    "train_subset", "test_subset", "device", "dtype", "threads", "per_layer", "fwht_backend", "scaling"
+)
+#: axes that are not recipe fields (a variant's recipe leaves them out)
+NON_RECIPE_AXES = ("burn_in", "scaling", "theta0")
+AXIS_KEYS = (*(k for k in RECIPE_KEYS if k != "eval_epochs"), *NON_RECIPE_AXES)
+#: per-tensor scalings of a subspace run (:class:`projbench.SubspaceModel`)
+SCALINGS = ("none", "said")
+#: a pair's own keys besides search, recipe and run keys
+PAIR_KEYS = ("architecture", "dataset", "projections", "classes", "theta0")
 #: keys added after study folders had been stored, with the value their runs used: an old
 #: stored spec that lacks one of them equals a new spec that has this value
 LEGACY_SPEC_DEFAULTS: dict[str, Any] = {
@@ -76,6 +89,7 @@ LEGACY_SPEC_DEFAULTS: dict[str, Any] = {
     "recipe.eps": 1e-8,
     "recipe.weight_decay_on": "trainable",
     "search.accuracy": "final",
+    "run.scaling": "none",
 }
 TOP_KEYS = (
     "description",
@@ -110,6 +124,7 @@ DEFAULT_RUN: dict[str, Any] = {
     "threads": 1,
     "per_layer": False,
     "fwht_backend": None,
+    "scaling": "none",
 }
 
 
@@ -125,7 +140,11 @@ class ProjectionEntry:
 
 @dataclass
 class PairSpec:
-    """One (architecture, dataset) pair with its fully resolved settings."""
+    """One (architecture, dataset) pair with its fully resolved settings.
+
+    ``classes`` (empty: all) restricts the dataset to those labels (renumbered 0..k−1);
+    ``theta0`` is the resolved θ₀ source table (None: a fresh initialisation; see
+    :func:`projbench.transfer.resolve_theta0`)."""
 
     architecture: str
     dataset: str
@@ -133,10 +152,34 @@ class PairSpec:
     search: dict[str, Any]
     recipe: dict[str, Any]
     run: dict[str, Any]
+    classes: list[int] = field(default_factory=list)
+    theta0: dict[str, Any] | None = None
+
+    @property
+    def task(self) -> str:
+        """``mnist`` or, with a class filter, ``mnist[5-9]``."""
+        from projbench.transfer import task_label
+
+        return task_label(self.dataset, self.classes)
 
     @property
     def label(self) -> str:
-        return f"{self.architecture}/{self.dataset}"
+        return f"{self.architecture}/{self.task}"
+
+    @property
+    def num_classes(self) -> int | None:
+        """The model's outputs: len(classes), or None for the dataset's own classes."""
+        return len(self.classes) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a study folder stores it: ``classes`` and ``theta0`` only when set (so the
+        stored spec of a study without them is what it always was)."""
+        out = asdict(self)
+        if not self.classes:
+            del out["classes"]
+        if self.theta0 is None:
+            del out["theta0"]
+        return out
 
 
 @dataclass
@@ -158,7 +201,7 @@ class StudySpec:
             "notes": self.notes,
             "seeds": self.seeds,
             "projections": [asdict(p) for p in self.projections],
-            "pairs": [asdict(p) for p in self.pairs],
+            "pairs": [p.to_dict() for p in self.pairs],
             "axes": self.axes,
             "direct": self.direct,
             "measure": self.measure,
@@ -182,6 +225,9 @@ class StudySpec:
         n_var = len(self.variants())
         total_lo = total_hi = 0
         for pair in self.pairs:
+            sources = {theta0_label(v.get("theta0", pair.theta0)) for v in self.variants()} - {"scratch"}
+            total_lo += len(sources)  # each pretraining or checkpoint, once
+            total_hi += len(sources)
             n_base = 3 if pair.search["baseline"] == "global" else 1
             base = len(self.seeds) * n_base * n_var
             chains = len(pair.projections) * len(self.seeds) * n_var
@@ -315,9 +361,14 @@ RUN_FIELDS: dict[str, Field] = {
     "threads": Field("int", lo=1, hi=MAX_THREADS),
     "per_layer": Field("bool"),
     "fwht_backend": Field("name", optional=True),
+    "scaling": Field("choice", choices=SCALINGS),
 }
-#: the checks of axis values that are not recipe fields (those are checked by Recipe)
-AXIS_FIELDS: dict[str, Field] = {"burn_in": Field("int", lo=0, hi=MAX_BURN_IN)}
+#: the checks of axis values that are not recipe fields (those are checked by Recipe; theta0 by
+#: :func:`projbench.transfer.resolve_theta0`)
+AXIS_FIELDS: dict[str, Field] = {
+    "burn_in": Field("int", lo=0, hi=MAX_BURN_IN),
+    "scaling": Field("choice", choices=SCALINGS),
+}
 #: the checks of the command line's overrides that are not search, recipe or run fields
 OVERRIDE_FIELDS: dict[str, Field] = {**SEARCH_FIELDS, **RUN_FIELDS, "seeds": Field("int", lo=1, hi=MAX_SEEDS)}
 
@@ -437,9 +488,40 @@ def _axes(data: dict[str, Any]) -> dict[str, list[Any]]:
             raise InvalidArgumentError(
                 f"[axes] {key} lists {repeated[0]!r} more than once; list each value once"
             )
-        for value in values:
+        for i, value in enumerate(values):
+            if key == "theta0" and isinstance(value, dict) and value.get("from") == "checkpoint":
+                values[i] = _theta0_table(value, "[axes] ", {}, {}, "")  # fingerprint the file now
             check_fields("[axes] ", {key: value}, AXIS_FIELDS)
     return axes
+
+
+def _theta0_table(
+    value: Any, where: str, recipe: dict[str, Any], run: dict[str, Any], dataset: str
+) -> dict[str, Any] | None:
+    """:func:`projbench.transfer.resolve_theta0` of a spec's ``theta0`` value."""
+    from projbench.transfer import resolve_theta0
+
+    return resolve_theta0(value, where, dataset=dataset, recipe=recipe, run=run)
+
+
+def variant_text(variant: dict[str, Any], theta0: str | None = None) -> str:
+    """``lr=0.001, scaling=said, theta0=pretrain mnist[0-4]`` ('-' for no axes); ``theta0``, if
+    given, is the label of the variant's resolved θ₀."""
+    return ", ".join(f"{k}={axis_value_text(k, v, theta0)}" for k, v in variant.items()) or "-"
+
+
+def axis_value_text(key: str, value: Any, theta0: str | None = None) -> Any:
+    """How an axis value is shown: a θ₀ by ``theta0`` (its resolved label) or its own label
+    (:func:`projbench.transfer.theta0_label`), anything else as it is."""
+    if key != "theta0":
+        return value
+    return theta0 if theta0 is not None else theta0_label(value)
+
+
+def theta0_label(value: Any) -> str:
+    from projbench.transfer import theta0_label as label
+
+    return label(value)
 
 
 def _direct(data: dict[str, Any]) -> dict[str, Any]:
@@ -465,6 +547,10 @@ def _check_axis_recipes(pair: PairSpec, axes: dict[str, list[Any]]) -> None:
     from projbench.training import Recipe
 
     for key, values in axes.items():
+        if key == "theta0":
+            for value in values:
+                _theta0_table(value, f"[axes] theta0 for {pair.label}: ", pair.recipe, pair.run, pair.dataset)
+            continue
         if key in AXIS_FIELDS:
             continue
         for value in values:
@@ -496,8 +582,7 @@ def _pair(
         raise InvalidArgumentError(
             f"pairs[{i}]: give a table ([[pairs]] with architecture and dataset), not {raw!r}"
         )
-    _check_keys(raw, ("architecture", "dataset", "projections", *SEARCH_KEYS, *RECIPE_KEYS, *RUN_KEYS),
-                f"pairs[{i}]")
+    _check_keys(raw, (*PAIR_KEYS, *SEARCH_KEYS, *RECIPE_KEYS, *RUN_KEYS), f"pairs[{i}]")
     arch, ds = raw.get("architecture"), raw.get("dataset")
     if not Field("name").accepts(arch) or not Field("name").accepts(ds):
         raise InvalidArgumentError(f"pairs[{i}] needs architecture and dataset names")
@@ -521,7 +606,11 @@ def _pair(
     if len(set(chosen)) != len(chosen):
         raise InvalidArgumentError(f"{where}projections lists a label twice: {chosen}; list each once")
     _check_search(search)
-    return PairSpec(str(arch), str(ds), list(chosen), search, recipe, run)
+    from projbench.transfer import check_classes_shape
+
+    classes = check_classes_shape(raw["classes"], where) if "classes" in raw else []
+    theta0 = _theta0_table(raw.get("theta0"), where, recipe, run, str(ds))
+    return PairSpec(str(arch), str(ds), list(chosen), search, recipe, run, classes, theta0)
 
 
 def resolve(
@@ -568,6 +657,13 @@ def resolve(
     pairs = [_pair(i, raw, labels, (search_top, recipe_top, run_top)) for i, raw in enumerate(raw_pairs)]
     for pair in pairs:
         _check_axis_recipes(pair, axes)
+    trained_theta0 = any(p.theta0 is not None for p in pairs) or any(
+        v != "scratch" for v in axes.get("theta0", ()))
+    if direct and trained_theta0:
+        raise InvalidArgumentError(
+            "[direct] networks are trained from scratch: a study with a trained theta0 cannot have "
+            "them; leave [direct] out"
+        )
     return StudySpec(
         str(data.get("name", name)),
         str(data.get("description", "")),
@@ -590,9 +686,9 @@ def check_stored_spec(stored: Any, where: str) -> None:
     for pair in stored["pairs"]:
         if not isinstance(pair, dict):
             raise InvalidArgumentError(f"{where}: the stored study spec is damaged (a pair is {pair!r})")
-        _check_keys(pair, ("architecture", "dataset", "projections", "search", "recipe", "run"),
-                    f"{where}: stored pair")
+        _check_keys(pair, (*PAIR_KEYS, "search", "recipe", "run"), f"{where}: stored pair")
         flat: dict[str, Any] = {k: pair.get(k) for k in ("architecture", "dataset", "projections")}
+        flat.update({k: pair[k] for k in ("classes", "theta0") if k in pair})
         for part in ("search", "recipe", "run"):
             table = pair.get(part)
             if not isinstance(table, dict):

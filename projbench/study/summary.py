@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from projbench.errors import ProjbenchError
 from projbench.search import SpreadStats, bracket_interval
 from projbench.study.budget import convergence_counts
+from projbench.study.spec import axis_value_text
 
 if TYPE_CHECKING:
     from projbench.study.engine import Group, StudyEngine
@@ -29,7 +30,8 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
     for group in engine.groups:
         pair = engine.spec.pairs[group.pair]
         try:
-            num_params: int | None = parameter_count(pair.architecture, pair.dataset)
+            num_params: int | None = parameter_count(pair.architecture, pair.dataset,
+                                                     num_classes=pair.num_classes)
         except ProjbenchError:  # an uninstalled architecture still gets its row
             num_params = None
         base_ids = {s.run_id for specs in group.baseline_specs.values() for s in specs}
@@ -80,10 +82,14 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
             out.append(
                 {
                     "architecture": pair.architecture,
-                    "dataset": pair.dataset,
+                    "dataset": pair.task,
                     "D": num_params,
                     "variant": group.variant_label,
-                    **{f"axis_{k}": v for k, v in group.variant.items()},
+                    "theta0": group.theta0_label,
+                    "theta0_accuracy": group.theta0_accuracy,
+                    "scaling": group.scaling,
+                    **{f"axis_{k}": axis_value_text(k, v, group.theta0_label)
+                       for k, v in group.variant.items()},
                     "projection": label,
                     "projection_name": engine.spec.projection(label).name,
                     "seeds": len(chains),
@@ -114,7 +120,7 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                     "curve": {d: v for d, v in sorted(evaluated.items())},
                     "threshold": search["threshold"],
                     **direct_summary(engine, group),
-                    **_shipping(pair, engine.spec.projection(label), ds.mean, num_params, full_bytes),
+                    **_shipping(pair, engine.spec.projection(label), ds.mean, num_params, full_bytes, group),
                 }
             )
     return out
@@ -172,7 +178,7 @@ def stability_rows(engine: StudyEngine) -> list[dict[str, Any]]:
             out.append(
                 {
                     "architecture": pair.architecture,
-                    "dataset": pair.dataset,
+                    "dataset": pair.task,
                     "variant": group.variant_label,
                     "projection": chain_key[1],
                     "d": d,
@@ -197,18 +203,21 @@ def _state_dict_bytes(pair: Any) -> int | None:
         from projbench.subspace import state_dict_bytes
 
         with torch.device("meta"):
-            model = make_model(pair.architecture, pair.dataset)
+            model = make_model(pair.architecture, pair.dataset, num_classes=pair.num_classes)
         return state_dict_bytes(model)
     except ProjbenchError:
         return None
 
 
 def _shipping(
-    pair: Any, entry: Any, d_mean: float | None, num_params: int | None, full_bytes: int | None
+    pair: Any, entry: Any, d_mean: float | None, num_params: int | None, full_bytes: int | None,
+    group: Group | None = None,
 ) -> dict[str, Any]:
     """Bytes to ship the subspace-trained model at d = d_int90 (names, seeds, θ_d, buffers:
     :meth:`projbench.subspace.SubspaceModel.ship_bytes`) next to the full state_dict's size
-    (``full_bytes``, computed once per pair)."""
+    (``full_bytes``, computed once per pair). With the group's scaling; a θ₀ read from a
+    checkpoint travels too (D more numbers); a pretrained one as its recipe (a few hundred
+    bytes of header, not counted)."""
     if d_mean is None or full_bytes is None:
         return {"bytes_to_ship": None, "state_dict_bytes": None}
     try:
@@ -221,9 +230,12 @@ def _shipping(
         if name == "dense" and (num_params or 0) * d > 5e7:
             name = "sparse"
         model = SubspaceModel.from_names(
-            pair.architecture, pair.dataset, name, d, 0, **(entry.options if name == entry.name else {})
+            pair.architecture, pair.dataset, name, d, 0, num_classes=pair.num_classes,
+            scaling=group.scaling if group is not None else "none",
+            **(entry.options if name == entry.name else {}),
         )
-        return {"bytes_to_ship": model.ship_bytes(), "state_dict_bytes": full_bytes}
+        stored = group is not None and group.theta0 is not None and group.theta0.source == "checkpoint"
+        return {"bytes_to_ship": model.ship_bytes(include_theta0=stored), "state_dict_bytes": full_bytes}
     except (ProjbenchError, MemoryError):  # an informational column must not break the table
         return {"bytes_to_ship": None, "state_dict_bytes": None}
 
