@@ -53,9 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import stat
 import struct
 import sys
 import warnings
@@ -69,6 +67,7 @@ import torch
 from torch import nn
 
 from projbench.errors import InvalidArgumentError
+from projbench.safe_files import UnsafeFileError, read_regular_file
 
 if TYPE_CHECKING:
     from projbench.subspace import SubspaceModel
@@ -390,25 +389,20 @@ def _short(value: object) -> str:
 def _read_regular_file(path: Path, where: str, limit: int) -> bytes:
     """The bytes of ``path``, checked to be a regular file of at most ``limit`` bytes with
     ``os.stat`` before opening (a FIFO would block ``open``, ``/dev/zero`` never ends), then
-    opened non-blocking and checked again with ``fstat`` in case the path was swapped."""
+    opened non-blocking and checked again with ``fstat`` in case the path was swapped
+    (:func:`projbench.safe_files.read_regular_file`)."""
     try:
-        st = os.stat(path)
-        if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-            with os.fdopen(fd, "rb") as f:
-                st = os.fstat(f.fileno())
-                if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
-                    data = f.read(limit + 1)
-                    if len(data) <= limit:
-                        return data
+        return read_regular_file(path, limit)
+    except UnsafeFileError as err:
+        if err.not_regular:
+            raise SubspaceFileError(
+                f"cannot read {where}: not a regular file (a folder, FIFO or device)") from None
+        raise SubspaceFileError(
+            f"{where} has {err.size:,} bytes, over the limit of {limit:,}: if you trust the file, "
+            "pass load_subspace(..., max_file_bytes=N)"
+        ) from None
     except OSError as err:
         raise SubspaceFileError(f"cannot read {where}: {err.strerror or err}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise SubspaceFileError(f"cannot read {where}: not a regular file (a folder, FIFO or device)")
-    raise SubspaceFileError(
-        f"{where} has {st.st_size:,} bytes, over the limit of {limit:,}: if you trust the file, "
-        "pass load_subspace(..., max_file_bytes=N)"
-    )
 
 
 def _nesting_depth(text: bytes) -> int:

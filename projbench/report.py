@@ -283,23 +283,3 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
         written.append(path)
     return written
 
-
-VERDICT_STYLE = {"regression": "red", "improvement": "green", "same": "dim", "unclear": "yellow",
-                 "changed": "magenta"}
-
-
-def compare_table(result: Any, confidence: float = 0.95) -> Table:
-    """The table of :func:`projbench.compare.compare_runs`: one row per case and measure."""
-    table = Table(title="B vs A", title_justify="left",
-                  caption="ratio = median(B)/median(A) (> 1: B larger/slower); interval: bootstrap; "
-                          "p: Mann-Whitney U, two-sided", caption_justify="left")
-    for header in ("case", "measure", "A median", "B median", "B/A", f"{confidence:.0%} CI", "p",
-                   "n A/B", "verdict"):
-        table.add_column(header, justify="left" if header in ("case", "measure", "verdict") else "right")
-    for r in result.rows:
-        ci = "-" if r.ci_low is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
-        p = "-" if r.p_value is None else f"{r.p_value:.3g}"
-        style = VERDICT_STYLE.get(r.verdict, "white")
-        table.add_row(r.label(), r.measure, format_value(r.a), format_value(r.b), f"{r.ratio:.3f}", ci, p,
-                      f"{r.n_a}/{r.n_b}", f"[{style}]{r.verdict}[/]")
-    return table

@@ -1,11 +1,18 @@
-"""Shared test configuration: hypothesis profiles, data path, a fresh plugin manager."""
+"""Shared test configuration: hypothesis profiles, data path, a fresh plugin manager, fake
+third-party distributions and a folder for them, a click runner, a deadline for blocking calls."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
 
 # Tests never reach out to dataset download hosts: missing data must give the offline error.
@@ -36,3 +43,64 @@ def fresh_manager():
     manager.reset()
     yield manager
     manager.reset()
+
+
+def _install_fake_distribution(
+    root: Path, dist: str, module: str, source: str, ep_name: str | None = None
+) -> None:
+    """A real on-disk distribution in ``root``: ``module``.py holding ``source`` and a
+    ``.dist-info`` whose entry point ``ep_name`` (default: the module's name) is in the
+    ``projbench`` group, found by ``importlib.metadata`` once ``root`` is on the path."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[projbench]\n{ep_name or module} = {module}\n")
+
+
+@pytest.fixture
+def install_fake_distribution() -> Callable[..., None]:
+    """``install_fake_distribution(root, dist, module, source, ep_name=None)``: a third-party
+    plugin as an installed package looks to ``importlib.metadata``."""
+    return _install_fake_distribution
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch, fresh_manager):
+    """A folder for fake distributions, on sys.path for in-process tests, with the plugin
+    environment variables unset; the plugin modules imported from it are forgotten afterwards."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("PROJBENCH_PREFER", "PROJBENCH_DISABLE_PLUGINS", "PROJBENCH_PLUGIN_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    before = set(sys.modules)
+    yield tmp_path
+    for mod in set(sys.modules) - before:
+        if mod.endswith("_plugin") or mod == "order_log":
+            sys.modules.pop(mod, None)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """A click test runner for the ``projbench`` command group."""
+    return CliRunner()
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging forever) when the block blocks for ``seconds``."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def deadline() -> Callable[[int], contextlib.AbstractContextManager[None]]:
+    """``with deadline(20): …`` fails the test with ``TimeoutError`` if the block blocks 20 s."""
+    return _deadline

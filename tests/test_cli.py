@@ -14,11 +14,6 @@ from projbench.errors import InvalidArgumentError
 from projbench.results import read_run
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 def invoke(runner: CliRunner, *args: str):
     return runner.invoke(cli, list(args), catch_exceptions=False)
 

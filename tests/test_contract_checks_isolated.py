@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,20 +73,11 @@ dataset = "digits"
 """
 
 
-def install_fake_distribution(root: Path, dist: str, module: str, source: str) -> None:
-    """A real on-disk distribution (module + .dist-info with an entry point) in ``root``."""
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[projbench]\n{dist} = {module}\n")
-
-
 @pytest.fixture
-def site(tmp_path: Path) -> Path:
+def site(tmp_path: Path, install_fake_distribution) -> Path:
     root = tmp_path / "site"
     root.mkdir()
-    install_fake_distribution(root, "trap", "trap_plugin", TRAP)
+    install_fake_distribution(root, "trap", "trap_plugin", TRAP, "trap")
     return root
 
 

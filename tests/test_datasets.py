@@ -4,11 +4,9 @@ written here in torchvision's on-disk layout, the missing-data error and the in-
 from __future__ import annotations
 
 import builtins
-import contextlib
 import gzip
 import os
 import pickle
-import signal
 import struct
 import subprocess
 import sys
@@ -404,21 +402,6 @@ def _plant_batch(path: Path, payload: object, protocol: int) -> None:
         pickle.dump(payload, f, protocol=protocol)
 
 
-@contextlib.contextmanager
-def _deadline(seconds: int):  # type: ignore[no-untyped-def]
-    """Fail (instead of hanging forever) when the block blocks for ``seconds``."""
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 @pytest.mark.parametrize("where", ["data", "labels"])
 @pytest.mark.parametrize("how", ["os.system", "builtins.exec"])
@@ -516,7 +499,9 @@ def test_batch_with_inconsistent_array_is_refused_before_allocating(tmp_path: Pa
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
-def test_batch_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+def test_batch_that_is_not_a_regular_file_is_refused_without_blocking(
+    tmp_path: Path, kind: str, deadline
+) -> None:
     path = tmp_path / "data_batch_1"
     if kind == "fifo":
         os.mkfifo(path)
@@ -524,7 +509,7 @@ def test_batch_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path: 
         path = Path("/dev/zero")
     else:
         path.mkdir()
-    with _deadline(20), pytest.raises(InvalidArgumentError, match="not a regular file") as info:
+    with deadline(20), pytest.raises(InvalidArgumentError, match="not a regular file") as info:
         D.read_cifar_batch(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
-import textwrap
 import types
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -38,17 +36,8 @@ def projbench_register_projections(registry):
 '''
 
 
-def install_fake_distribution(root: Path, dist: str, module: str, source: str, ep_name: str) -> None:
-    """A real on-disk distribution (module + .dist-info with an entry point) on sys.path."""
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[projbench]\n{ep_name} = {module}\n")
-
-
 @pytest.fixture
-def third_party(tmp_path, monkeypatch, fresh_manager):
+def third_party(tmp_path, monkeypatch, fresh_manager, install_fake_distribution):
     install_fake_distribution(
         tmp_path, "rademacher_plugin", "rademacher_plugin", DESIGN_EXAMPLE, "rademacher"
     )
@@ -86,7 +75,9 @@ def test_builtin_fallback_when_entry_points_are_missing(monkeypatch, fresh_manag
     assert all(p.builtin for p in manager.plugin_infos())
 
 
-def test_plugin_that_fails_to_import_warns_and_the_rest_work(tmp_path, monkeypatch, fresh_manager) -> None:
+def test_plugin_that_fails_to_import_warns_and_the_rest_work(
+    tmp_path, monkeypatch, fresh_manager, install_fake_distribution
+) -> None:
     install_fake_distribution(tmp_path, "broken_plugin", "broken_plugin", "raise ImportError('no numpy9')",
                               "broken")
     monkeypatch.syspath_prepend(str(tmp_path))

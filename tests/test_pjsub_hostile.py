@@ -4,13 +4,11 @@ every size bounded, before anything is allocated; each bad file gives one line
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +58,6 @@ def _refused(path: Path, match: str, **kwargs: Any) -> str:
     msg = str(info.value)
     assert "\n" not in msg and str(path) in msg
     return msg
-
-
-@contextlib.contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Fail (instead of hanging forever) when the block blocks for ``seconds``."""
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _set_tensor(name: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
@@ -212,15 +195,15 @@ def test_non_finite_stored_theta0_is_refused(tmp_path: Path) -> None:
 # --- paths that are not regular files -------------------------------------------------------
 
 
-def test_dev_zero_is_refused_without_reading(tmp_path: Path) -> None:
-    with _deadline(20):
+def test_dev_zero_is_refused_without_reading(tmp_path: Path, deadline) -> None:
+    with deadline(20):
         _refused(Path("/dev/zero"), r"cannot read /dev/zero: not a regular file")
 
 
-def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+def test_fifo_is_refused_without_blocking(tmp_path: Path, deadline) -> None:
     fifo = tmp_path / "m.pjsub"
     os.mkfifo(fifo)
-    with _deadline(20):
+    with deadline(20):
         _refused(fifo, r"not a regular file \(a folder, FIFO or device\)")
 
 

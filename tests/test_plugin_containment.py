@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -104,15 +103,6 @@ def projbench_register_widgets(registry):
 '''
 
 
-def install_fake_distribution(root: Path, dist: str, module: str, source: str, ep_name: str) -> None:
-    """A real on-disk distribution (module + .dist-info with an entry point) in ``root``."""
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[projbench]\n{ep_name} = {module}\n")
-
-
 def run_cli(root: Path, *args: str, timeout_env: str | None = None,
             limit_s: float = 120) -> subprocess.CompletedProcess[str]:
     """``projbench ARGS`` in a fresh interpreter that sees the distributions in ``root``."""
@@ -129,19 +119,6 @@ def warning_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("Warning: ")]
 
 
-@pytest.fixture
-def plugin_dir(tmp_path, monkeypatch, fresh_manager):
-    """A folder for distributions, on sys.path for in-process tests."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("PROJBENCH_PREFER", "PROJBENCH_DISABLE_PLUGINS", "PROJBENCH_PLUGIN_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    before = set(sys.modules)
-    yield tmp_path
-    for mod in set(sys.modules) - before:
-        if mod.endswith("_plugin"):
-            sys.modules.pop(mod, None)
-
-
 def assert_help_lists_the_core_commands(proc: subprocess.CompletedProcess[str]) -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -153,7 +130,9 @@ def assert_help_lists_the_core_commands(proc: subprocess.CompletedProcess[str]) 
 # ------------------------------------------------------------------------------------------
 # plugin code that raises BaseException
 # ------------------------------------------------------------------------------------------
-def test_plugin_calling_sys_exit_at_import_is_skipped_and_help_still_works(tmp_path) -> None:
+def test_plugin_calling_sys_exit_at_import_is_skipped_and_help_still_works(
+    tmp_path, install_fake_distribution
+) -> None:
     install_fake_distribution(tmp_path, "exiter", "exiter_plugin", EXIT_AT_IMPORT, "exiter")
     proc = run_cli(tmp_path, "--help")
     assert_help_lists_the_core_commands(proc)
@@ -161,7 +140,9 @@ def test_plugin_calling_sys_exit_at_import_is_skipped_and_help_still_works(tmp_p
     assert "'exiter'" in line and "failed to load and is skipped: SystemExit: 3" in line
 
 
-def test_plugin_calling_sys_exit_at_import_is_reported_by_plugins(plugin_dir) -> None:
+def test_plugin_calling_sys_exit_at_import_is_reported_by_plugins(
+    plugin_dir, install_fake_distribution
+) -> None:
     install_fake_distribution(plugin_dir, "exiter", "exiter_plugin", EXIT_AT_IMPORT, "exiter")
     with pytest.warns(manager.PluginLoadWarning, match="'exiter'.*SystemExit: 3"):
         names = projbench.list_plugins("projections")
@@ -170,7 +151,9 @@ def test_plugin_calling_sys_exit_at_import_is_reported_by_plugins(plugin_dir) ->
     assert info.error == "SystemExit: 3" and not info.builtin
 
 
-def test_keyboard_interrupt_raised_in_a_registration_hook_skips_only_that_plugin(tmp_path) -> None:
+def test_keyboard_interrupt_raised_in_a_registration_hook_skips_only_that_plugin(
+    tmp_path, install_fake_distribution
+) -> None:
     install_fake_distribution(tmp_path, "interrupter", "interrupter_plugin", INTERRUPT_IN_HOOK,
                               "interrupter")
     proc = run_cli(tmp_path, "list", "projections", "--json")
@@ -183,7 +166,9 @@ def test_keyboard_interrupt_raised_in_a_registration_hook_skips_only_that_plugin
     assert line.endswith("KeyboardInterrupt")
 
 
-def test_raising_register_commands_leaves_help_and_plugin_commands_working(tmp_path) -> None:
+def test_raising_register_commands_leaves_help_and_plugin_commands_working(
+    tmp_path, install_fake_distribution
+) -> None:
     install_fake_distribution(tmp_path, "badcmds", "badcmds_plugin", RAISING_COMMANDS, "badcmds")
     proc = run_cli(tmp_path, "--help")
     assert_help_lists_the_core_commands(proc)
@@ -196,7 +181,7 @@ def test_raising_register_commands_leaves_help_and_plugin_commands_working(tmp_p
     assert "Usage: projbench study" in proc.stdout
 
 
-def test_plugin_with_an_unknown_hook_is_skipped_not_fatal(plugin_dir) -> None:
+def test_plugin_with_an_unknown_hook_is_skipped_not_fatal(plugin_dir, install_fake_distribution) -> None:
     install_fake_distribution(plugin_dir, "typo", "typo_plugin", UNKNOWN_HOOK, "typo")
     with pytest.warns(manager.PluginLoadWarning, match="'typo' is skipped.*projbench_register_widgets"):
         names = projbench.list_plugins("projections")
@@ -208,7 +193,9 @@ def test_plugin_with_an_unknown_hook_is_skipped_not_fatal(plugin_dir) -> None:
 # plugin code that hangs
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("source", [HANG_AT_IMPORT, HANG_IN_COMMANDS], ids=["import", "commands-hook"])
-def test_hanging_plugin_is_skipped_after_the_timeout(tmp_path, source: str) -> None:
+def test_hanging_plugin_is_skipped_after_the_timeout(
+    tmp_path, source: str, install_fake_distribution
+) -> None:
     install_fake_distribution(tmp_path, "sleeper", "sleeper_plugin", source, "sleeper")
     start = time.monotonic()
     proc = run_cli(tmp_path, "--help", timeout_env="0.5", limit_s=30)
@@ -228,7 +215,9 @@ def test_invalid_timeout_setting_warns_and_uses_the_default(plugin_dir, monkeypa
 # ------------------------------------------------------------------------------------------
 # third parties cannot take a built-in's name
 # ------------------------------------------------------------------------------------------
-def test_third_party_fastjl_keeps_the_builtin_and_is_reachable_qualified(plugin_dir) -> None:
+def test_third_party_fastjl_keeps_the_builtin_and_is_reachable_qualified(
+    plugin_dir, install_fake_distribution
+) -> None:
     install_fake_distribution(plugin_dir, "myplugin", "impostor_plugin", IMPOSTOR_FASTJL, "myplugin")
     expected = "'myplugin' registers projection 'fastjl', a built-in name.*'myplugin:fastjl'"
     with pytest.warns(manager.PluginLoadWarning, match=expected):
@@ -243,7 +232,9 @@ def test_third_party_fastjl_keeps_the_builtin_and_is_reachable_qualified(plugin_
     assert info.registers == {"projections": ["myplugin:fastjl"]}
 
 
-def test_third_party_entry_point_named_like_a_builtin_does_not_replace_it(plugin_dir) -> None:
+def test_third_party_entry_point_named_like_a_builtin_does_not_replace_it(
+    plugin_dir, install_fake_distribution
+) -> None:
     install_fake_distribution(plugin_dir, "myplugin", "impostor_plugin", IMPOSTOR_FASTJL, "fastjl")
     with pytest.warns(manager.PluginLoadWarning) as record:
         names = projbench.list_plugins("projections")
@@ -256,7 +247,7 @@ def test_third_party_entry_point_named_like_a_builtin_does_not_replace_it(plugin
     assert infos["fastjl"].builtin and not infos["myplugin"].builtin
 
 
-def test_two_third_parties_sharing_a_name_stay_ambiguous(plugin_dir) -> None:
+def test_two_third_parties_sharing_a_name_stay_ambiguous(plugin_dir, install_fake_distribution) -> None:
     source = IMPOSTOR_FASTJL.replace('name = "fastjl"', 'name = "shared"')
     install_fake_distribution(plugin_dir, "first", "first_plugin", source, "first")
     install_fake_distribution(plugin_dir, "second", "second_plugin", source, "second")
@@ -268,7 +259,7 @@ def test_two_third_parties_sharing_a_name_stay_ambiguous(plugin_dir) -> None:
         projbench.make_projection("shared", d=3, D=16)
 
 
-def test_cli_lists_the_third_party_fastjl_qualified(tmp_path) -> None:
+def test_cli_lists_the_third_party_fastjl_qualified(tmp_path, install_fake_distribution) -> None:
     install_fake_distribution(tmp_path, "myplugin", "impostor_plugin", IMPOSTOR_FASTJL, "myplugin")
     proc = run_cli(tmp_path, "plugins", "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
@@ -277,7 +268,9 @@ def test_cli_lists_the_third_party_fastjl_qualified(tmp_path) -> None:
     assert "'fastjl' stays the built-in one" in line
 
 
-def test_plugin_command_named_like_a_core_command_is_added_qualified(tmp_path) -> None:
+def test_plugin_command_named_like_a_core_command_is_added_qualified(
+    tmp_path, install_fake_distribution
+) -> None:
     install_fake_distribution(tmp_path, "cmdimpostor", "cmdimpostor_plugin", TAKES_A_CORE_COMMAND,
                               "cmdimpostor")
     proc = run_cli(tmp_path, "--help")

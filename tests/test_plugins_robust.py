@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import textwrap
 import warnings
 from pathlib import Path
 
@@ -22,15 +20,6 @@ import projbench
 from projbench import manager
 from projbench.errors import DuplicateNameError, UnknownNameError
 from projbench.registry import Registry
-
-
-def install_fake_distribution(root: Path, dist: str, module: str, source: str, ep_name: str) -> None:
-    """A real on-disk distribution (module + .dist-info with an entry point) on sys.path."""
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[projbench]\n{ep_name} = {module}\n")
 
 # A third-party projection that (unwisely) calls itself "fastjl", like the built-in.
 CLASH = '''
@@ -108,25 +97,13 @@ def projbench_register_projections(registry):
 
 
 @pytest.fixture
-def plugin_dir(tmp_path, monkeypatch, fresh_manager):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("PROJBENCH_PREFER", raising=False)
-    monkeypatch.delenv("PROJBENCH_DISABLE_PLUGINS", raising=False)
-    before = set(sys.modules)
-    yield tmp_path
-    for mod in set(sys.modules) - before:
-        if mod.endswith("_plugin") or mod == "order_log":
-            sys.modules.pop(mod, None)
-
-
-@pytest.fixture
-def clash(plugin_dir):
+def clash(plugin_dir, install_fake_distribution):
     install_fake_distribution(plugin_dir, "myplugin", "myfastjl_plugin", CLASH, "myplugin")
     return plugin_dir
 
 
 @pytest.fixture
-def shared(clash):
+def shared(clash, install_fake_distribution):
     """On top of ``clash``: two third parties, alpha and beta, both register "shared"."""
     for dist, cls in (("alpha", "AlphaShared"), ("beta", "BetaShared")):
         install_fake_distribution(clash, dist, f"{dist}_plugin", SHARED.format(cls=cls), dist)
@@ -284,7 +261,9 @@ def test_cli_list_plugins_and_other_projections_still_work(shared, tmp_path) -> 
 # ------------------------------------------------------------------------------------------
 # failing hooks
 # ------------------------------------------------------------------------------------------
-def test_hook_raising_a_projbench_error_is_skipped_with_a_warning(plugin_dir) -> None:
+def test_hook_raising_a_projbench_error_is_skipped_with_a_warning(
+    plugin_dir, install_fake_distribution
+) -> None:
     install_fake_distribution(plugin_dir, "nameless", "nameless_plugin", NAMELESS, "nameless")
     expected = "'nameless' failed while registering projections.*name"
     with pytest.warns(manager.PluginLoadWarning, match=expected):
@@ -294,7 +273,7 @@ def test_hook_raising_a_projbench_error_is_skipped_with_a_warning(plugin_dir) ->
     assert info.error and "InvalidArgumentError" in info.error
 
 
-def test_hook_failing_half_way_leaves_nothing_behind(plugin_dir) -> None:
+def test_hook_failing_half_way_leaves_nothing_behind(plugin_dir, install_fake_distribution) -> None:
     install_fake_distribution(plugin_dir, "halfdone", "halfdone_plugin", HALF_DONE, "halfdone")
     expected = "'halfdone'.*registers projection 'fine-then-broken' twice"
     with pytest.warns(manager.PluginLoadWarning, match=expected):
@@ -305,7 +284,7 @@ def test_hook_failing_half_way_leaves_nothing_behind(plugin_dir) -> None:
 # ------------------------------------------------------------------------------------------
 # hook order = pluggy's order
 # ------------------------------------------------------------------------------------------
-def test_tryfirst_and_trylast_mean_what_they_say(plugin_dir) -> None:
+def test_tryfirst_and_trylast_mean_what_they_say(plugin_dir, install_fake_distribution) -> None:
     (plugin_dir / "order_log.py").write_text("calls = []\n")
     # installed in this order; pluggy calls the later-registered normal hook first
     tags = (("first", "tryfirst=True"), ("plain_a", ""), ("plain_b", ""), ("last", "trylast=True"))

@@ -8,7 +8,6 @@ import math
 from dataclasses import asdict
 
 import pytest
-from click.testing import CliRunner
 
 from projbench.cli import cli
 from projbench.results import ResultsFileError, read_run
@@ -48,11 +47,6 @@ BAD_LINES = {
     "garbage-middle": (lines(HEADER, CASE, b"garbage{{", {**CASE, "key": "k2"}, END), "not valid JSON"),
     "unknown-status": (lines(HEADER, {**CASE, "status": "great"}, END), "is not one of"),
 }
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def one_line_error(result) -> str:

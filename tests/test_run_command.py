@@ -10,18 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 import projbench
 from projbench.cli import cli
 from projbench.results import read_run
 from projbench.runner import plan_cases
 from projbench.suites import RunSettings
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def run_path(result) -> Path:

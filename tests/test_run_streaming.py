@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import types
 from pathlib import Path
@@ -84,17 +83,8 @@ def projbench_register_projections(registry):
 '''
 
 
-def install_fake_distribution(root: Path, dist: str, module: str, source: str) -> None:
-    """A real on-disk distribution (module + .dist-info with an entry point) in ``root``."""
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[projbench]\n{module} = {module}\n")
-
-
 @pytest.fixture
-def plugins(tmp_path: Path) -> Path:
+def plugins(tmp_path: Path, install_fake_distribution) -> Path:
     root = tmp_path / "site"
     root.mkdir()
     install_fake_distribution(root, "slowsuite-plugin", "slowsuite_plugin", SLOW_SUITE)

@@ -37,7 +37,6 @@ import math
 import os
 import pickle
 import socket
-import stat
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +46,7 @@ import torch
 
 from projbench.datasets import DatasetSpec, default_data_dir
 from projbench.errors import DataNotFoundError, InvalidArgumentError
+from projbench.safe_files import UnsafeFileError, read_regular_file
 
 __all__ = [
     "CACHE_SIZE",
@@ -303,15 +303,13 @@ class _CifarUnpickler(pickle.Unpickler):
 def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
     """The bytes of ``path`` after checking, before opening, that it is a regular file of at most
     ``limit`` bytes (a FIFO, device or directory is refused: opening or reading one could block
-    or never end); opened non-blocking and checked again, in case it was swapped meanwhile."""
+    or never end); opened non-blocking and checked again (:func:`projbench.safe_files.read_regular_file`)."""
     try:
-        st = os.stat(path)
-        if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-            with os.fdopen(fd, "rb") as f:
-                st = os.fstat(f.fileno())
-                if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
-                    return f.read(limit + 1)
+        return read_regular_file(path, limit)
+    except UnsafeFileError as exc:
+        if exc.not_regular:
+            raise _bad_file(path, what, "it is not a regular file but a folder, FIFO or device") from None
+        raise _bad_file(path, what, f"it has {exc.size:,} bytes, over the {limit:,} read at most") from None
     except PermissionError as exc:
         raise InvalidArgumentError(
             f"{path} cannot be read ({exc.strerror}); fix its permissions or point --data-dir / "
@@ -319,9 +317,6 @@ def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
         ) from None
     except OSError as exc:
         raise _bad_file(path, what, exc) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise _bad_file(path, what, "it is not a regular file but a folder, FIFO or device")
-    raise _bad_file(path, what, f"it has {st.st_size:,} bytes, over the {limit:,} read at most")
 
 
 def read_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
