@@ -80,7 +80,8 @@ def command(spec: Path, out: Path, jobs: int) -> list[str]:
 
 @pytest.mark.parametrize(
     ("name", "to_group", "jobs"),
-    [pytest.param("SIGINT", True, 2, marks=pytest.mark.slow), ("SIGTERM", False, 2), ("SIGHUP", False, 1)],
+    [pytest.param("SIGINT", True, 2, marks=pytest.mark.slow),
+     pytest.param("SIGTERM", False, 2, marks=pytest.mark.slow), ("SIGHUP", False, 1)],
     ids=["ctrl-c-with-workers", "sigterm-with-workers", "sighup-inline"],
 )
 def test_a_signal_stops_the_study_in_one_line_and_the_same_command_resumes_it(
