@@ -1,9 +1,11 @@
 """The pluggy plugin manager: entry points, built-in fallback, blocking, and introspection.
 
-Plugins are loaded from the entry-point group ``projbench``. Built-in plugins are listed there
-too; the :data:`BUILTIN_PLUGINS` tuple registers any that are missing (a stale editable
-install), so built-ins and third-party plugins go through the same path. A plugin whose import
-fails produces a warning naming it, and the others still load. ``PROJBENCH_DISABLE_PLUGINS``
+Built-in plugins are declared once, in :data:`projbench.builtin.plugins.BUILTIN_PLUGINS`, and
+registered first; third-party plugins are loaded from the entry-point group ``projbench``. Both
+are pluggy plugins implementing the same hooks. An entry point of the ``projbench``
+distribution itself is stale metadata of an older install (built-ins were entry points once)
+and is ignored. A plugin whose import fails produces a warning naming it, and the others still
+load. ``PROJBENCH_DISABLE_PLUGINS``
 (comma-separated plugin names) blocks plugins by name.
 
 Two plugins registering one name is reported (:func:`conflicts`, ``PluginInfo.conflicts``),
@@ -23,7 +25,6 @@ Ctrl-C of the user still stops the command: it reaches the main thread, not the 
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.metadata as metadata
 import math
 import os
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from projbench import hookspecs
+from projbench.builtin.plugins import BUILTIN_NAMES, BUILTIN_PLUGINS
 from projbench.errors import UnknownNameError
 from projbench.registry import PREFER_ENV, QUALIFIER, Registry, parse_prefer
 
@@ -43,20 +45,6 @@ if TYPE_CHECKING:
     import click
 
 _T = TypeVar("_T")
-
-#: (plugin name, module) of the plugins that ship with projbench.
-BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("dense", "projbench.plugins.dense"),
-    ("sparse", "projbench.plugins.sparse"),
-    ("fastfood", "projbench.plugins.fastfood"),
-    ("fastjl", "projbench.plugins.fastjl"),
-    ("kronecker", "projbench.plugins.kronecker"),
-    ("torch-fwht", "projbench.plugins.fwht_torch"),
-    ("architectures", "projbench.plugins.architectures"),
-    ("datasets", "projbench.plugins.datasets"),
-    ("suites", "projbench.plugins.suites"),
-    ("commands", "projbench.plugins.commands"),
-)
 
 #: registry kind -> hook that fills it
 REGISTRY_HOOKS: dict[str, str] = {
@@ -213,14 +201,21 @@ def _drop_plugin(state: _State, plugin: str, error: str) -> None:
         info.error = error
 
 
-def _name_for(ep: metadata.EntryPoint, builtin_modules: dict[str, str], taken: set[str]) -> str | None:
+def _is_own_stale_entry_point(ep: metadata.EntryPoint) -> bool:
+    """An entry point of the ``projbench`` distribution itself: left by an install made when the
+    built-ins were entry points (they are registered from :data:`BUILTIN_PLUGINS` now)."""
+    dist = getattr(getattr(ep, "dist", None), "name", None)
+    return isinstance(dist, str) and dist.lower() == hookspecs.PROJECT_NAME and ep.name in BUILTIN_NAMES
+
+
+def _name_for(ep: metadata.EntryPoint, taken: set[str]) -> str | None:
     """The plugin name of ``ep``: its entry-point name, unless a third party uses a built-in
     plugin's name: then its distribution's name (with a warning), or None when that is taken too."""
-    if ep.name not in builtin_modules or builtin_modules[ep.name] == ep.value:
+    if ep.name not in BUILTIN_NAMES:
         return ep.name
     dist = getattr(getattr(ep, "dist", None), "name", None)
     usable = isinstance(dist, str) and dist and QUALIFIER not in dist
-    alias = dist if usable and dist not in builtin_modules and dist not in taken else None
+    alias = dist if usable and dist not in BUILTIN_NAMES and dist not in taken else None
     then = (f"it is loaded as plugin {alias!r} instead" if alias
             else "it is skipped; its entry point needs another name")
     warnings.warn(
@@ -232,10 +227,10 @@ def _name_for(ep: metadata.EntryPoint, builtin_modules: dict[str, str], taken: s
     return alias
 
 
-def _load_entry_point(state: _State, ep: metadata.EntryPoint, name: str, builtin: bool) -> None:
-    """Import and register one entry point as plugin ``name``; a failure is a warning and a
-    ``PluginInfo`` with its error."""
-    state.meta[name] = PluginInfo(name, ep.value, _dist_version(ep), builtin)
+def _load_entry_point(state: _State, ep: metadata.EntryPoint, name: str) -> None:
+    """Import and register one third-party entry point as plugin ``name``; a failure is a
+    warning and a ``PluginInfo`` with its error."""
+    state.meta[name] = PluginInfo(name, ep.value, _dist_version(ep), False)
     try:
         plugin = _run_plugin_code(state, name, ep.load)
         state.pm.register(plugin, name=name)
@@ -247,9 +242,6 @@ def _load_entry_point(state: _State, ep: metadata.EntryPoint, name: str, builtin
             stacklevel=3,
         )
         state.meta[name].error = error
-        return
-    if builtin:
-        state.meta[name].version = _projbench_version()
 
 
 def _drop_invalid_plugins(state: _State) -> None:
@@ -275,21 +267,19 @@ def _build_manager() -> _State:
     blocked = disabled_plugins()
     for name in blocked:
         pm.set_blocked(name)
-    builtin_modules = dict(BUILTIN_PLUGINS)
+    for builtin in BUILTIN_PLUGINS:
+        if builtin.name in blocked:
+            continue
+        pm.register(builtin.plugin(), name=builtin.name)
+        state.meta[builtin.name] = PluginInfo(builtin.name, builtin.module, _projbench_version(), True)
 
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked:
+        if ep.name in blocked or _is_own_stale_entry_point(ep):
             continue
-        plugin_name = _name_for(ep, builtin_modules, set(state.meta))
+        plugin_name = _name_for(ep, set(state.meta))
         if plugin_name is None or plugin_name in blocked or plugin_name in state.meta:
             continue
-        _load_entry_point(state, ep, plugin_name, builtin_modules.get(plugin_name) == ep.value)
-
-    for name, module in BUILTIN_PLUGINS:
-        if name in blocked or pm.has_plugin(name) or name in state.meta:
-            continue
-        pm.register(importlib.import_module(module), name=name)
-        state.meta[name] = PluginInfo(name, module, _projbench_version(), True)
+        _load_entry_point(state, ep, plugin_name)
 
     _drop_invalid_plugins(state)
     return state

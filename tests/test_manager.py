@@ -12,6 +12,7 @@ import torch
 
 import projbench
 from projbench import manager
+from projbench.builtin.plugins import BUILTIN_PLUGINS
 from projbench.errors import DuplicateNameError
 
 # A third-party projection as a plugin author writes it.
@@ -69,10 +70,26 @@ def test_disable_env_blocks_plugins(monkeypatch, fresh_manager) -> None:
     assert "fastjl" not in names and "sparse" not in names and "dense" in names
 
 
-def test_builtin_fallback_when_entry_points_are_missing(monkeypatch, fresh_manager) -> None:
+def test_builtins_need_no_entry_points(monkeypatch, fresh_manager) -> None:
     monkeypatch.setattr(manager.metadata, "entry_points", lambda group: [])
-    assert {"dense", "sparse", "fastfood", "fastjl"} <= set(projbench.list_plugins("projections"))
-    assert all(p.builtin for p in manager.plugin_infos())
+    assert {"dense", "sparse", "fastfood", "fastjl", "kronecker", "kronecker-sum"} <= set(
+        projbench.list_plugins("projections"))
+    infos = manager.plugin_infos()
+    assert all(p.builtin for p in infos)
+    assert [p.name for p in infos] == sorted(p.name for p in BUILTIN_PLUGINS)
+
+
+def test_entry_points_left_by_an_older_projbench_install_are_ignored(
+    plugin_dir, install_fake_distribution
+) -> None:
+    # an install made when the built-ins were entry points of the projbench distribution
+    install_fake_distribution(plugin_dir, "projbench", "stale_fastjl_entry", "raise SystemExit(3)\n",
+                              ep_name="fastjl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infos = {p.name: p for p in manager.plugin_infos()}
+    assert infos["fastjl"].builtin and infos["fastjl"].module == "projbench.builtin.fastjl"
+    assert "stale_fastjl_entry" not in sys.modules
 
 
 def test_plugin_that_fails_to_import_warns_and_the_rest_work(

@@ -55,8 +55,8 @@ def test_help_version_and_usage_errors_without_torch(argv: list[str]) -> None:
 def test_fwht_stays_the_function_after_every_module_is_imported() -> None:
     """``projbench.fwht`` is the public transform; its implementation module is
     ``projbench.hadamard`` so that importing it cannot rebind the name to a module."""
+    import projbench.builtin.plugins
     import projbench.hadamard
-    import projbench.plugins.fwht_torch
     from projbench.manager import get_registry
 
     get_registry("backends")
