@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -174,16 +175,25 @@ def contract_failure(name: str, device: str | None, options: dict[str, Any],
     with another environment)."""
     from projbench.testing import run_all_checks
 
-    if reload_plugins:
-        from projbench import manager
+    with warnings.catch_warnings():
+        if reload_plugins:  # the caller has shown the plugins' warnings already
+            from projbench import manager
 
-        manager.reset()
-    try:
-        run_all_checks(name, d=CHECK_d, D=CHECK_D, device=device, **options)
-    except Exception as exc:  # noqa: BLE001 - ContractError, or whatever a broken plugin raises
-        what = "" if isinstance(exc, AssertionError | ProjbenchError) else f"{type(exc).__name__}: "
-        return f"{what}{_one_line(exc)}"
+            warnings.simplefilter("ignore")
+            manager.reset()
+        try:
+            run_all_checks(name, d=CHECK_d, D=CHECK_D, device=device, **options)
+        except Exception as exc:  # noqa: BLE001 - ContractError, or whatever a broken plugin raises
+            what = "" if isinstance(exc, AssertionError | ProjbenchError) else f"{type(exc).__name__}: "
+            return f"{what}{_one_line(exc)}"
     return None
+
+
+def _registered_at_runtime(plugin: str) -> bool:
+    """Whether ``plugin`` was registered by Python code in this process rather than installed."""
+    from projbench.manager import plugin_infos
+
+    return any(info.name == plugin and info.version == "runtime" for info in plugin_infos())
 
 
 def check_projection_contracts(names: list[str], settings: RunSettings, *,
@@ -192,11 +202,12 @@ def check_projection_contracts(names: list[str], settings: RunSettings, *,
     with the run's options it accepts; also on the run's device when that is not the CPU).
     A failure raises :class:`ProjectionCheckError` with the check's message, one line.
 
-    The checks of a third-party projection (one no built-in plugin registers) run in a child
-    process (:func:`projbench.executors.call_in_child`) that is killed after
+    The checks of a third-party projection (one an installed plugin, not a built-in, registers)
+    run in a child process (:func:`projbench.executors.call_in_child`) that is killed after
     :func:`contract_timeout` seconds: a projection whose code hangs, or crashes its process, is
-    refused in one line instead of taking the command with it. Built-ins run here.
-    ``isolate``: True or False forces either way for every projection."""
+    refused in one line instead of taking the command with it. Built-ins run here, and so do
+    plugins registered by Python code in this process (``manager.register_plugin``: the caller's
+    own code, which a child would not have). ``isolate``: True or False forces either way."""
     from projbench.executors import ChildFailure, call_in_child, describe_exit
 
     registry = get_registry("projections")
@@ -204,7 +215,8 @@ def check_projection_contracts(names: list[str], settings: RunSettings, *,
     for name in names:
         owner = registry.owner(name)
         options = settings.projection_options(name)
-        alone = isolate if isolate is not None else owner not in registry.builtin_plugins
+        alone = isolate if isolate is not None else (
+            owner not in registry.builtin_plugins and not _registered_at_runtime(owner))
         refused = f"projection {name!r} (plugin {owner!r})"
         if not alone:
             failure = contract_failure(name, device, options)

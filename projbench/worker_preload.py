@@ -9,6 +9,7 @@ Importing this module runs no torch operation, so forking after it is safe.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 import torch._dynamo
@@ -20,8 +21,10 @@ import projbench.subspace
 import projbench.training  # noqa: F401
 from projbench.manager import get_registry
 
-for _kind in ("projections", "architectures", "datasets", "backends", "suites"):
-    get_registry(_kind)
+with warnings.catch_warnings():  # the driver has told the user about its plugins already
+    warnings.simplefilter("ignore")
+    for _kind in ("projections", "architectures", "datasets", "backends", "suites"):
+        get_registry(_kind)
 
 with contextlib.suppress(ImportError):
     import sklearn.datasets

@@ -87,7 +87,7 @@ def run_cli(root: Path, cwd: Path, *args: str, **env_extra: str) -> subprocess.C
     env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     env.update(env_extra)
     return subprocess.run([sys.executable, "-c", CLI, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=180)
+                          text=True, timeout=300)
 
 
 def said(proc: subprocess.CompletedProcess[str]) -> list[str]:
@@ -113,7 +113,7 @@ def test_a_projection_that_hangs_or_crashes_in_its_checks_is_refused_in_one_line
     (site / "trap_mode.txt").write_text(mode)
     start = time.monotonic()
     proc = run_cli(site, tmp_path, *command(kind, tmp_path), PROJBENCH_CONTRACT_TIMEOUT="1")
-    assert time.monotonic() - start < 90  # the projection sleeps for 1000 s
+    assert time.monotonic() - start < 240  # the projection sleeps for 1000 s
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = said(proc)
