@@ -9,7 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from projbench.cli import cli, parse_options
+from projbench.cli import cli
+from projbench.cliutils import parse_options
 from projbench.errors import InvalidArgumentError
 from projbench.results import read_run
 

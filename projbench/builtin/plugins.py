@@ -80,7 +80,10 @@ BUILTIN_PLUGINS: tuple[BuiltinPlugin, ...] = (
     BuiltinPlugin("datasets", "projbench_register_datasets", ("projbench.builtin.datasets:DATASETS",)),
     BuiltinPlugin("suites", "projbench_register_suites", ("projbench.metrics.builtin:BUILTIN_SUITES",)),
     BuiltinPlugin("commands", "projbench_register_commands",
-                  ("projbench.commands.study:study", "projbench.commands.intrinsic:intrinsic_dim"),
+                  ("projbench.commands.listing:list_command", "projbench.commands.listing:plugins_command",
+                   "projbench.commands.run:run_command", "projbench.commands.report:report_command",
+                   "projbench.commands.compare:compare_command", "projbench.commands.study:study",
+                   "projbench.commands.intrinsic:intrinsic_dim"),
                   adder="add_command"),
 )
 

@@ -524,17 +524,3 @@ def check_format(fmt: str) -> None:
 
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"--format must be one of {', '.join(FORMATS)}")
-
-
-def with_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ProjbenchError raised inside a plugin-registered command into a one-line error."""
-    from projbench.errors import ProjbenchError
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ProjbenchError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper

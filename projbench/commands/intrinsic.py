@@ -35,7 +35,6 @@ from projbench.commands.common import (
     print_outcome,
     stop_pool,
     stops_on_signals,
-    with_errors,
 )
 from projbench.errors import InvalidArgumentError
 
@@ -229,7 +228,6 @@ def _finite(value: float | None, name: str, positive: bool = False) -> None:
 )
 @executor_options
 @fwht_backend_option
-@with_errors
 @stops_on_signals
 def intrinsic_dim(
     arch: str,

@@ -20,7 +20,6 @@ from projbench.commands.common import (
     ray_timeout_option,
     stop_pool,
     stops_on_signals,
-    with_errors,
 )
 from projbench.errors import InvalidArgumentError, ProjbenchError
 
@@ -84,7 +83,6 @@ def _list_presets() -> None:
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; train nothing.")
 @fwht_backend_option
-@with_errors
 @stops_on_signals
 def study(
     spec_source: str | None,
