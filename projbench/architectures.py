@@ -204,9 +204,9 @@ def make_model(
     torch version.
 
     A model built with a ``seed`` (``arch`` given by name) carries its origin, a
-    :class:`projbench.export.ModelOrigin` (arch, dataset, seed, the options with their
+    :class:`ModelOrigin` (arch, dataset, seed, the options with their
     defaults), so that ``SubspaceModel(make_model(...), ...)`` can be exported as names, seeds
-    and θ_d (:func:`projbench.export.origin_of` reads it). Without a seed the initialisation is
+    and θ_d (:func:`origin_of` reads it). Without a seed the initialisation is
     not reproducible and the model carries none.
     """
     import torch
@@ -230,12 +230,10 @@ def _with_origin(
     model: nn.Module, arch: str | Architecture, dataset: str, seed: int, options: dict[str, Any],
     num_classes: int | None = None,
 ) -> nn.Module:
-    """``model`` with its :class:`~projbench.export.ModelOrigin` attached when ``arch`` is a
+    """``model`` with its :class:`ModelOrigin` attached when ``arch`` is a
     registry name (an :class:`Architecture` object need not be rebuildable by name)."""
     if not isinstance(arch, str):
         return model
-    from projbench.export import ModelOrigin, attach_origin
-
     return attach_origin(model, ModelOrigin(arch, dataset, seed, dict(options), num_classes=num_classes))
 
 
@@ -319,3 +317,53 @@ def size_for_parameters(
             value = short
             break
     return {**fixed, name: value}
+
+
+# ------------------------------------------------------------------------------------------
+# where a model came from: what .pjsub export needs to rebuild θ₀ from names and seeds
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelOrigin:
+    """How the wrapped model's θ₀ was made: ``make_model(architecture, dataset,
+    seed=model_seed, num_classes=num_classes, **options)``, then, if ``theta0_recipe`` is set,
+    the registered recipe ``theta0_recipe["kind"]`` applied to it (see the module docstring).
+
+    ``num_classes`` is None for the dataset's own classes (a class-filtered task sets it).
+    ``include_theta0`` says that θ₀ cannot be rebuilt from names and recipes (e.g. it was read
+    from a checkpoint file): :meth:`SubspaceModel.export <projbench.SubspaceModel.export>` then
+    stores θ₀ in the file.
+    """
+
+    architecture: str
+    dataset: str
+    model_seed: int
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    theta0_recipe: Mapping[str, Any] | None = field(default=None, hash=False)
+    num_classes: int | None = None
+    include_theta0: bool = False
+
+    def build(self) -> nn.Module:
+        """The freshly initialised model (before any θ₀ recipe), on the CPU in float32."""
+        return make_model(self.architecture, self.dataset, seed=self.model_seed,
+                          num_classes=self.num_classes, **dict(self.options))
+
+
+#: the attribute under which :func:`projbench.make_model` leaves a model's :class:`ModelOrigin`
+ORIGIN_ATTRIBUTE = "projbench_origin"
+
+
+def attach_origin(model: nn.Module, origin: ModelOrigin) -> nn.Module:
+    """Record on ``model`` that θ₀ = the parameters ``origin.build()`` gives; returns ``model``.
+
+    A plain attribute (not a parameter or buffer): it survives ``.to()``, ``.double()`` and
+    ``copy.deepcopy`` and never enters the state_dict. Whether the parameters are still θ₀ when
+    the model is exported is checked then (the θ₀ fingerprint), not here.
+    """
+    object.__setattr__(model, ORIGIN_ATTRIBUTE, origin)
+    return model
+
+
+def origin_of(model: nn.Module) -> ModelOrigin | None:
+    """The :class:`ModelOrigin` that :func:`attach_origin` left on ``model``, else None."""
+    origin = model.__dict__.get(ORIGIN_ATTRIBUTE)
+    return origin if isinstance(origin, ModelOrigin) else None

@@ -59,13 +59,15 @@ import sys
 import warnings
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+# a model's origin lives with the architectures (make_model attaches it); re-exported here
+from projbench.architectures import ORIGIN_ATTRIBUTE, ModelOrigin, attach_origin, origin_of  # noqa: F401
 from projbench.errors import InvalidArgumentError
 from projbench.safe_files import UnsafeFileError, read_regular_file
 
@@ -92,55 +94,6 @@ class SubspaceFileError(InvalidArgumentError):
 
 class IncompatibleSubspaceFileError(SubspaceFileError):
     """A subspace export that this projbench/torch (or device) would not rebuild identically."""
-
-
-@dataclass(frozen=True)
-class ModelOrigin:
-    """How the wrapped model's θ₀ was made: ``make_model(architecture, dataset,
-    seed=model_seed, num_classes=num_classes, **options)``, then, if ``theta0_recipe`` is set,
-    the registered recipe ``theta0_recipe["kind"]`` applied to it (see the module docstring).
-
-    ``num_classes`` is None for the dataset's own classes (a class-filtered task sets it).
-    ``include_theta0`` says that θ₀ cannot be rebuilt from names and recipes (e.g. it was read
-    from a checkpoint file): :meth:`SubspaceModel.export <projbench.SubspaceModel.export>` then
-    stores θ₀ in the file.
-    """
-
-    architecture: str
-    dataset: str
-    model_seed: int
-    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    theta0_recipe: Mapping[str, Any] | None = field(default=None, hash=False)
-    num_classes: int | None = None
-    include_theta0: bool = False
-
-    def build(self) -> nn.Module:
-        """The freshly initialised model (before any θ₀ recipe), on the CPU in float32."""
-        from projbench.architectures import make_model
-
-        return make_model(self.architecture, self.dataset, seed=self.model_seed,
-                          num_classes=self.num_classes, **dict(self.options))
-
-
-#: the attribute under which :func:`projbench.make_model` leaves a model's :class:`ModelOrigin`
-ORIGIN_ATTRIBUTE = "projbench_origin"
-
-
-def attach_origin(model: nn.Module, origin: ModelOrigin) -> nn.Module:
-    """Record on ``model`` that θ₀ = the parameters ``origin.build()`` gives; returns ``model``.
-
-    A plain attribute (not a parameter or buffer): it survives ``.to()``, ``.double()`` and
-    ``copy.deepcopy`` and never enters the state_dict. Whether the parameters are still θ₀ when
-    the model is exported is checked then (the θ₀ fingerprint), not here.
-    """
-    object.__setattr__(model, ORIGIN_ATTRIBUTE, origin)
-    return model
-
-
-def origin_of(model: nn.Module) -> ModelOrigin | None:
-    """The :class:`ModelOrigin` that :func:`attach_origin` left on ``model``, else None."""
-    origin = model.__dict__.get(ORIGIN_ATTRIBUTE)
-    return origin if isinstance(origin, ModelOrigin) else None
 
 
 #: θ₀ recipes: kind -> fn(model, recipe) that changes ``model``'s parameters in place

@@ -297,7 +297,7 @@ def _start_from_theta0(model: Any, spec: RunSpec) -> None:
 def _mark_theta0(model: Any, *, include: bool, spec: RunSpec | None = None) -> None:
     from dataclasses import replace as _replace
 
-    from projbench.export import attach_origin, origin_of
+    from projbench.architectures import attach_origin, origin_of
     from projbench.transfer import export_recipe
 
     origin = origin_of(model)

@@ -53,7 +53,7 @@ from the model's seed: D floats are cheap, and a checkpoint is then self-contain
 
 **Shipping** (:meth:`SubspaceModel.export`, :func:`projbench.load_subspace`): a model built by
 :meth:`SubspaceModel.from_names`, or wrapping one from ``make_model(..., seed=N)``, knows its
-:class:`~projbench.export.ModelOrigin` (architecture, dataset, model seed, options), so θ₀ and P
+:class:`~projbench.architectures.ModelOrigin` (architecture, dataset, model seed, options), so θ₀ and P
 need not travel: the file holds names, seeds, θ_d and
 the buffers, :meth:`ship_bytes` bytes against :func:`state_dict_bytes` for the full model.
 """
@@ -71,8 +71,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from projbench.architectures import ModelOrigin, origin_of
 from projbench.errors import InvalidArgumentError
-from projbench.export import ModelOrigin, origin_of
 from projbench.projection import Projection, make_projection
 
 STATE_VERSION = 1
@@ -335,7 +335,7 @@ class SubspaceModel(nn.Module):
     ) -> SubspaceModel:
         """``SubspaceModel(make_model(architecture, dataset, seed=model_seed,
         num_classes=num_classes, **architecture_options).to(device, dtype), projection, d, seed,
-        …)`` that remembers its :class:`~projbench.export.ModelOrigin`, so that :meth:`export`
+        …)`` that remembers its :class:`~projbench.architectures.ModelOrigin`, so that :meth:`export`
         can ship it as names, seeds and θ_d."""
         from projbench.architectures import make_model, resolve_options
 

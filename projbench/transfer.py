@@ -420,7 +420,7 @@ def _redo_pretrain(model: nn.Module, recipe: Mapping[str, Any]) -> None:
     ``$PROJBENCH_DATA``) on the model's device and copy it into ``model`` but for the head."""
     import torch
 
-    from projbench.export import origin_of
+    from projbench.architectures import origin_of
     from projbench.runs import RunSpec, pretrain_network
 
     origin = origin_of(model)

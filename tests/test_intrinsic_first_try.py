@@ -13,10 +13,10 @@ import torch
 from click.testing import CliRunner
 
 import projbench
+from projbench.architectures import ModelOrigin, origin_of
 from projbench.cli import cli
 from projbench.commands.intrinsic import clip_search, default_epochs, unreached_message
 from projbench.errors import InvalidArgumentError
-from projbench.export import ModelOrigin, origin_of
 from projbench.study.store import read_study
 from projbench.subspace import SubspaceModel
 from projbench.training import Recipe
