@@ -40,7 +40,8 @@ def test_a_committed_study_resumes_with_zero_new_runs(folder: str, tmp_path: Pat
         pytest.skip(f"{folder} is not finished")
     copy = tmp_path / folder
     shutil.copytree(RESULTS / folder, copy, ignore=shutil.ignore_patterns("figures", "*.lock"))
+    weights = {p.name: p.read_bytes() for p in (copy / "theta0").glob("*.pt")}  # pretrained θ₀, if any
     spec = load_spec(str(stored.spec["name"]))  # the preset as shipped now
     outcome = run_study(spec, copy, pool=RefusingPool(), run_fn=_refuse_training, check_inputs=False)
-    assert outcome.trained == 0 and outcome.failed_runs == 0
-    assert outcome.reused > 0 and not (copy / "theta0").exists()
+    assert outcome.trained == 0 and outcome.failed_runs == 0 and outcome.reused > 0
+    assert {p.name: p.read_bytes() for p in (copy / "theta0").glob("*.pt")} == weights

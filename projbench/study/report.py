@@ -615,6 +615,9 @@ def _dataset_figures(
 
 
 def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]) -> list[Path]:
+    """``d_int90_vs_<axis>.png`` per axis: numbers in ascending order, other values (a θ₀
+    source, an optimiser) in the study's order; one series per (pair, projection) and value of
+    the study's other axes, each set a little apart so that they do not hide one another."""
     from matplotlib.figure import Figure
 
     axes = sorted({k[5:] for r in rows for k in r if k.startswith("axis_")})
@@ -623,30 +626,40 @@ def _axis_figures(rows: list[dict[str, Any]], out: Path, colours: dict[str, str]
         fig = Figure(figsize=(7, 4.2), layout="constrained")
         ax = fig.subplots()
         drawn = False
-        values = sorted({r[f"axis_{axis}"] for r in rows if f"axis_{axis}" in r},
-                        key=lambda v: (isinstance(v, str), v))
-        for n, key in enumerate(sorted({(r["architecture"], r["dataset"], r["projection"]) for r in rows})):
-            mine = [r for r in rows if (r["architecture"], r["dataset"], r["projection"]) == key]
+        seen = list(dict.fromkeys(r[f"axis_{axis}"] for r in rows if f"axis_{axis}" in r))
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in seen)
+        values = sorted(seen) if numeric else seen
+        others = [a for a in axes if a != axis]
+
+        def series(r: dict[str, Any], others: list[str] = others) -> tuple[Any, ...]:
+            return (r["architecture"], r["dataset"], r["projection"], *(r.get(f"axis_{a}") for a in others))
+
+        keys = list(dict.fromkeys(series(r) for r in rows))
+        for n, key in enumerate(keys):
+            mine = [r for r in rows if series(r) == key]
             pts = [r for r in mine if r["d_int90_mean"] is not None]
             cens = [r for r in mine
                     if r["d_int90_mean"] is None and r["status"] != "incomplete" and _bound(r)]
             colour = f"C{n % 10}"
+            shift = (n - (len(keys) - 1) / 2) * min(0.3 / max(len(keys), 1), 0.08)
+            name = f"{key[0]}/{key[1]} {key[2]}" + (
+                f" ({', '.join(f'{a}={v}' for a, v in zip(others, key[3:]))})" if others else "")
             if pts:
                 errs = [_interval_err(r) for r in pts]
                 ax.errorbar(
-                    [values.index(r[f"axis_{axis}"]) for r in pts],
+                    [values.index(r[f"axis_{axis}"]) + shift for r in pts],
                     [r["d_int90_mean"] for r in pts],
                     yerr=[[e[0] for e in errs], [e[1] for e in errs]],
                     fmt="o",
                     capsize=3,
                     alpha=0.8,
                     color=colour,
-                    label=f"{key[0]}/{key[1]} {key[2]}",
+                    label=name,
                 )
             if cens:
-                ax.plot([values.index(r[f"axis_{axis}"]) for r in cens], [_bound(r) or 1.0 for r in cens],
-                        marker="^", ms=8, mfc="none", ls="none", color=colour,
-                        label=f"{key[0]}/{key[1]} {key[2]}: not reached (d_int90 above)")
+                xs = [values.index(r[f"axis_{axis}"]) + shift for r in cens]
+                ax.plot(xs, [_bound(r) or 1.0 for r in cens], marker="^", ms=8, mfc="none", ls="none",
+                        color=colour, label=f"{name}: not reached (d_int90 above)")
             drawn |= bool(pts or cens)
         ax.set_xticks(range(len(values)), [str(v) for v in values])
         if not drawn:
