@@ -634,16 +634,52 @@ def load_subspace(
     :class:`InvalidArgumentError` — or the usual errors for an architecture, dataset or
     projection that is not installed here.
     """
-    from projbench.subspace import SubspaceModel
-
     where = str(path)
     max_file_bytes = _check_limit("max_file_bytes", max_file_bytes)
     max_parameters = _check_limit("max_parameters", max_parameters)
     if max_bytes is not None:
         max_bytes = _check_limit("max_bytes", max_bytes)
     header, body = _parse(_read_regular_file(Path(path), where, max_file_bytes), where)
+    fields = _read_header(header, len(body), where, max_parameters)
+    theta_d, theta0 = _stored_vectors(fields, body, where)
+    dev = _load_device(device, fields.made_on, where)
+    n = _checked_architecture(fields.origin.architecture, fields.origin.dataset,
+                              dict(fields.origin.options), where, max_parameters, fields.num_classes)
+    if n != fields.D:
+        raise IncompatibleSubspaceFileError(
+            f"{where}: the rebuilt model has D={n}, the file D={fields.D}; {_versions_line(header)}"
+        )
+    options = _checked_projection_options(fields.projection, fields.options, where, max_bytes)
+    sm = _rebuild(fields, theta0, options, dev, header, where)
+    _restore_trained(sm, fields, theta_d, body, dev, header, where)
+    sm.origin = fields.origin
+    return sm.eval()
 
-    # -- the header, field by field ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class _HeaderFields:
+    """What a ``.pjsub`` header says, each field checked (types, bounds) by :func:`_read_header`."""
+
+    dtype_name: str
+    dtype: torch.dtype
+    made_on: str
+    D: int
+    d: int
+    mode: str
+    recipe: dict[str, Any] | None
+    sums: dict[str, Any]
+    num_classes: int | None
+    scaling: str
+    origin: ModelOrigin
+    projection: str
+    seed: int
+    per_layer: bool
+    options: dict[str, Any]
+    entries: dict[str, _TensorEntry]
+
+
+def _read_header(header: dict[str, Any], nbody: int, where: str, max_parameters: int) -> _HeaderFields:
+    """Every header field checked, before anything is allocated (see :func:`load_subspace`)."""
     for key in ("projbench", "torch"):
         _text(header, key, where)
     dtype_name = _text(header, "dtype", where)
@@ -651,7 +687,6 @@ def load_subspace(
         raise SubspaceFileError(
             f"{where}: unknown dtype {dtype_name!r} (a file stores one of {', '.join(_MODEL_DTYPES)})"
         )
-    dtype = _DTYPES[dtype_name]
     made_on = _text(header, "device_type", where)
     if made_on not in _DEVICE_TYPES:
         raise SubspaceFileError(
@@ -684,61 +719,71 @@ def load_subspace(
         num_classes=num_classes,
         include_theta0=mode == "stored",
     )
-    projection = _text(header, "projection", where)
-    seed = _bounded_int(header, "seed", where, _SEED_MIN, _SEED_MAX, "a torch seed")
-    per_layer = _field(header, "per_layer", bool, where)
-    options = _scalars(header, "projection_options", where)
-    entries = _tensor_table(header, len(body), where)
+    return _HeaderFields(
+        dtype_name=dtype_name, dtype=_DTYPES[dtype_name], made_on=made_on, D=D, d=d, mode=mode,
+        recipe=recipe, sums=sums, num_classes=num_classes, scaling=scaling, origin=origin,
+        projection=_text(header, "projection", where),
+        seed=_bounded_int(header, "seed", where, _SEED_MIN, _SEED_MAX, "a torch seed"),
+        per_layer=_field(header, "per_layer", bool, where),
+        options=_scalars(header, "projection_options", where),
+        entries=_tensor_table(header, nbody, where),
+    )
 
-    # -- the stored vectors, then what the names would build (nothing real allocated yet) ---
-    theta_d = _checked_flat(entries, body, "theta_d", d, dtype_name, where)
+
+def _stored_vectors(fields: _HeaderFields, body: memoryview, where: str
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """θ_d and, when the file stores it, θ₀ (shapes and finiteness checked); a θ₀ recipe must
+    be one registered here."""
+    theta_d = _checked_flat(fields.entries, body, "theta_d", fields.d, fields.dtype_name, where)
     if theta_d is None:
         raise SubspaceFileError(f"{where}: θ_d is missing")
-    theta0 = _checked_flat(entries, body, "theta0", D, dtype_name, where) if mode == "stored" else None
-    if mode == "stored" and theta0 is None:
-        raise SubspaceFileError(f"{where}: header says θ₀ is stored but it is not")
-    if mode == "recipe":
+    theta0 = None
+    if fields.mode == "stored":
+        theta0 = _checked_flat(fields.entries, body, "theta0", fields.D, fields.dtype_name, where)
+        if theta0 is None:
+            raise SubspaceFileError(f"{where}: header says θ₀ is stored but it is not")
+    if fields.mode == "recipe":
         import projbench.transfer  # noqa: F401 - registers the built-in θ₀ recipes
 
-        kind = recipe.get("kind") if recipe is not None else None
+        kind = fields.recipe.get("kind") if fields.recipe is not None else None
         if not isinstance(kind, str) or kind not in _THETA0_RECIPES:
             raise InvalidArgumentError(
                 f"{where}: θ₀ comes from recipe {_short(kind)}, which nothing registered here (import "
                 "the module that calls projbench.export.register_theta0_recipe for it)"
             )
-    dev = _load_device(device, made_on, where)
-    n = _checked_architecture(origin.architecture, origin.dataset, dict(origin.options), where,
-                              max_parameters, num_classes)
-    if n != D:
-        raise IncompatibleSubspaceFileError(
-            f"{where}: the rebuilt model has D={n}, the file D={D}; {_versions_line(header)}"
-        )
-    options = _checked_projection_options(projection, options, where, max_bytes)
+    return theta_d, theta0
 
-    # -- build -----------------------------------------------------------------------------
-    model = origin.build().to(device=dev, dtype=dtype)
+
+def _rebuild(fields: _HeaderFields, theta0: torch.Tensor | None, options: dict[str, Any],
+             dev: torch.device, header: dict[str, Any], where: str) -> SubspaceModel:
+    """The subspace model the names, seeds and θ₀ rebuild, its θ₀ and P checked against the
+    exported fingerprints (θ_d not yet restored)."""
+    from projbench.subspace import SubspaceModel
+
+    model = fields.origin.build().to(device=dev, dtype=fields.dtype)
     if theta0 is not None:
         trainable = [p for p in model.parameters() if p.requires_grad]
         with torch.no_grad():
             for p, piece in zip(trainable, torch.split(theta0, [p.numel() for p in trainable]), strict=True):
                 p.copy_(piece.view_as(p))
-    elif mode == "recipe":
-        assert recipe is not None
-        _THETA0_RECIPES[recipe["kind"]](model, dict(recipe))
+    elif fields.mode == "recipe":
+        assert fields.recipe is not None
+        _THETA0_RECIPES[fields.recipe["kind"]](model, dict(fields.recipe))
 
-    sm = SubspaceModel(model, projection, d=d, seed=seed, per_layer=per_layer, scaling=scaling, **options)
-    if sm.D != D:
+    sm = SubspaceModel(model, fields.projection, d=fields.d, seed=fields.seed,
+                       per_layer=fields.per_layer, scaling=fields.scaling, **options)
+    if sm.D != fields.D:
         raise IncompatibleSubspaceFileError(
-            f"{where}: the rebuilt model has D={sm.D}, the file D={D}; {_versions_line(header)}"
+            f"{where}: the rebuilt model has D={sm.D}, the file D={fields.D}; {_versions_line(header)}"
         )
     for what, got in (("θ₀", tensor_sha256(sm.theta0)), ("P", projection_sha256(sm.projections))):
-        want = sums.get("theta0" if what == "θ₀" else "projection")
+        want = fields.sums.get("theta0" if what == "θ₀" else "projection")
         if got == want:
             continue
-        if dev.type != made_on and what == "P":
+        if dev.type != fields.made_on and what == "P":
             raise IncompatibleSubspaceFileError(
                 f"{where}: the projection {sm.projection_name!r} rebuilt on {dev.type} differs from "
-                f"the one made on {made_on}: load it on {made_on}"
+                f"the one made on {fields.made_on}: load it on {fields.made_on}"
             )
         if not _same_versions(header):
             raise IncompatibleSubspaceFileError(
@@ -750,9 +795,15 @@ def load_subspace(
         )
     if not _same_versions(header):
         warnings.warn(f"{where}: {_versions_line(header)}; θ₀ and P rebuild bit for bit",
-                      stacklevel=2)
+                      stacklevel=3)
+    return sm
 
-    extra = {k.removeprefix("model."): v for k, v in entries.items() if k.startswith("model.")}
+
+def _restore_trained(sm: SubspaceModel, fields: _HeaderFields, theta_d: torch.Tensor, body: memoryview,
+                     dev: torch.device, header: dict[str, Any], where: str) -> None:
+    """θ_d and the model's buffers (batch-norm statistics and the like) copied in
+    from the file, each checked against what the rebuilt model expects."""
+    extra = {k.removeprefix("model."): v for k, v in fields.entries.items() if k.startswith("model.")}
     expected = _extra_tensors(sm)
     if set(extra) != set(expected):
         raise IncompatibleSubspaceFileError(
@@ -768,11 +819,9 @@ def load_subspace(
         for name, entry in extra.items():
             expected[name].copy_(_read_tensor(entry, body).to(dev))
         theta = sm.flat_parameters()
-    if dev.type == made_on and tensor_sha256(theta) != sums.get("theta"):
+    if dev.type == fields.made_on and tensor_sha256(theta) != fields.sums.get("theta"):
         warnings.warn(
             f"{where}: θ = θ₀ + P θ_d computed here differs in the last bits from the exporter's "
             "(non-deterministic or changed kernels): outputs agree to rounding, not bit for bit",
-            stacklevel=2,
+            stacklevel=3,
         )
-    sm.origin = origin
-    return sm.eval()
