@@ -26,7 +26,7 @@ Policies (``PROJBENCH_CPU_ALLOCATOR`` or the ``policy`` argument of :func:`tune_
 
 Scope. A library must not change process-wide malloc behaviour on import, so ``import projbench``
 does not. The project's own processes do — the ``projbench`` commands, every worker that runs a
-case (process pool and Ray workers included, :func:`projbench.executors.execute_case`) and the
+case (process pool and Ray workers included, :func:`projbench.case_executor.execute_case`) and the
 benchmarks — and record the policy in every result file (:func:`allocator_info`). A Python user
 opts in with ``projbench.tune_cpu_allocator()``. Linux with glibc only; elsewhere the call is a
 no-op that says so in its result. Other allocators (jemalloc, tcmalloc via ``LD_PRELOAD``) cache

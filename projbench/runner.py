@@ -41,8 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from projbench.case_executor import Executor, LocalExecutor
 from projbench.errors import InvalidArgumentError, ProjbenchError
-from projbench.executors import Executor, LocalExecutor
 from projbench.jsonl import restore_nonfinite, to_json
 from projbench.locking import FileLock, LockedError
 from projbench.manager import DISABLE_ENV, get_registry
