@@ -26,7 +26,7 @@ from benchmarks import machine_info, machine_line, md_table, write_results
 
 def _one(kind: str, preset: str, folder: Path) -> dict[str, Any]:
     from projbench.executors import InlinePool, ProcessPool, RayPool
-    from projbench.study.runner import run_study
+    from projbench.study.driver import run_study
     from projbench.study.spec import load_spec
 
     spec = load_spec(preset)

@@ -2,7 +2,7 @@
 (:mod:`projbench.executors`).
 
 :func:`execute_case` runs one benchmark case (``projbench run``) and turns any exception into a
-``failed`` record; :func:`projbench.runs.execute_run` does the same for a training run.
+``failed`` record; :func:`projbench.training_runs.execute_run` does the same for a training run.
 
 :class:`PoolExecutor` streams cases through a pool for ``projbench run``: at most ``width``
 cases in flight, each record yielded the moment its case finishes (so the run file and the

@@ -24,7 +24,7 @@ on the futures (``concurrent.futures.wait``) and decides what to submit next, so
   runs share a GPU) and Ray's retries; ``address`` joins a running cluster, None starts a local
   one (``ray.init(num_cpus=jobs)``) that ends with the driver.
 
-:func:`projbench.runs.execute_run` runs one training run in a worker; the cases of
+:func:`projbench.training_runs.execute_run` runs one training run in a worker; the cases of
 ``projbench run`` go through :mod:`projbench.case_executor`, on top of the same pools.
 """
 

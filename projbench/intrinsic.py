@@ -4,7 +4,7 @@
 keyword arguments, and :func:`find_intrinsic_dim` runs it on any task pool (inline by default)
 into a study folder (resumable) or in memory. Definitions — local/global baseline, the target,
 the search and the interpolated crossing — are in :mod:`projbench.study.engine` and
-:mod:`projbench.search`; the training runs in :mod:`projbench.runs`.
+:mod:`projbench.search`; the training runs in :mod:`projbench.training_runs`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from projbench.runs import RunSpec, execute_run
 from projbench.search import DEFAULT_GRID
 from projbench.study.spec import StudySpec, resolve
 from projbench.training import Recipe
+from projbench.training_runs import RunSpec, execute_run
 
 
 def intrinsic_spec(
@@ -103,8 +103,8 @@ def find_intrinsic_dim(
     the table). ``settings`` are those of :func:`intrinsic_spec`. With ``out`` every run is
     recorded in that study folder and a rerun resumes from it; ``pool`` defaults to inline."""
     from projbench.executors import InlinePool
+    from projbench.study.driver import StudyOutcome, run_study
     from projbench.study.engine import StudyEngine
-    from projbench.study.runner import StudyOutcome, run_study
 
     spec = intrinsic_spec(architecture, dataset, projections, **settings)
     pool = pool or InlinePool()

@@ -57,7 +57,7 @@ from projbench.training import Recipe
 if TYPE_CHECKING:
     from torch import nn
 
-    from projbench.runs import RunSpec
+    from projbench.training_runs import RunSpec
 
 #: where θ₀ may come from
 THETA0_SOURCES = ("pretrain", "checkpoint")
@@ -421,7 +421,7 @@ def _redo_pretrain(model: nn.Module, recipe: Mapping[str, Any]) -> None:
     import torch
 
     from projbench.architectures import origin_of
-    from projbench.runs import RunSpec, pretrain_network
+    from projbench.training_runs import RunSpec, pretrain_network
 
     origin = origin_of(model)
     if origin is None:

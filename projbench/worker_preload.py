@@ -15,10 +15,6 @@ import torch
 import torch._dynamo
 import torch.optim  # noqa: F401
 
-import projbench.runner
-import projbench.runs
-import projbench.subspace
-import projbench.training  # noqa: F401
 from projbench.manager import get_registry
 
 with warnings.catch_warnings():  # the driver has told the user about its plugins already

@@ -93,8 +93,8 @@ def test_cli_reports_a_bad_policy_without_a_traceback(monkeypatch: pytest.Monkey
 def test_policy_is_recorded_where_runs_happen() -> None:
     """The run header (environment_info) and every trained run's worker say which policy ran."""
     from projbench.results import environment_info
-    from projbench.runs import RunSpec, execute_run
     from projbench.training import Recipe
+    from projbench.training_runs import RunSpec, execute_run
 
     tune_cpu_allocator("retain")
     assert allocator_info()["policy"] == "retain"

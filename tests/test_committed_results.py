@@ -32,16 +32,18 @@ STUDIES = {
     "study-fastfood-variants": ("a22a3d5db67b", 408, 0, 291.5387),
     "study-fastjl-stability": ("582fb3e13d2d", 38, 0, 12.8825),
     "study-robustness-mnist": ("c33bf2602065", 456, 0, 287.329),
+    "study-transfer": ("146f5bc31999", 175, 0, 140.345),
 }
-#: a study still being written: read from a copy, never opened in place
-IN_PROGRESS = "study-li2018-mnist"
+#: studies still being written, with their preset and the runs they held at least when listed
+#: here: read from a copy, never opened in place
+IN_PROGRESS = {"study-li2018-mnist": ("li2018-mnist", 21), "study-kronecker-mnist": ("kronecker-mnist", 1)}
 #: small complete studies resumed here (resuming copies the folder and replays every search)
 RESUMED = ("study-burn-in", "study-fastjl-stability")
 
 
 def test_every_committed_file_is_listed_here() -> None:
     assert {p.name for p in RESULTS.glob("*.jsonl")} == set(RUN_FILES)
-    assert {p.parent.name for p in RESULTS.glob("study-*/study.jsonl")} == {*STUDIES, IN_PROGRESS}
+    assert {p.parent.name for p in RESULTS.glob("study-*/study.jsonl")} == {*STUDIES, *IN_PROGRESS}
 
 
 @pytest.mark.parametrize("name", sorted(RUN_FILES))
@@ -78,20 +80,22 @@ def test_committed_study_folders_read(tmp_path: Path, name: str) -> None:
     assert study.table and all("d_int90_mean" in row for row in study.table)
 
 
-def test_the_study_in_progress_reads_from_a_copy(tmp_path: Path) -> None:
-    folder = tmp_path / IN_PROGRESS
+@pytest.mark.parametrize("name", sorted(IN_PROGRESS))
+def test_a_study_in_progress_reads_from_a_copy(tmp_path: Path, name: str) -> None:
+    preset, at_least = IN_PROGRESS[name]
+    folder = tmp_path / name
     folder.mkdir()
-    shutil.copy(RESULTS / IN_PROGRESS / "study.jsonl", folder / "study.jsonl")
+    shutil.copy(RESULTS / name / "study.jsonl", folder / "study.jsonl")
     stored = read_study_file(folder)  # a line being appended while copying reads as torn
-    assert stored.header["spec"]["name"] == "li2018-mnist" and stored.bad_lines == 0
-    assert len(stored.runs) >= 21
+    assert stored.header["spec"]["name"] == preset and stored.bad_lines == 0
+    assert len(stored.runs) >= at_least
     assert {r["status"] for r in stored.runs.values()} <= {"ok", "diverged", "failed"}
 
 
 @pytest.mark.parametrize("name", RESUMED)
 def test_a_committed_study_resumed_with_its_preset_trains_nothing(tmp_path: Path, name: str) -> None:
     from projbench.executors import InlinePool
-    from projbench.study.runner import run_study
+    from projbench.study.driver import run_study
     from projbench.study.spec import load_spec
 
     def must_not_train(spec: Any, data_dir: str | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from projbench.study.runner import run_study
+from projbench.study.driver import run_study
 from projbench.study.spec import load_spec
 from projbench.study.store import read_study
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from projbench.benchmark import ProjectionCheckError, check_projection_contracts, contract_timeout
 from projbench.errors import InvalidArgumentError
-from projbench.runner import ProjectionCheckError, check_projection_contracts, contract_timeout
 from projbench.suites import RunSettings
 
 CLI = "import sys; sys.argv[0] = 'projbench'; from projbench.cli import main; main()"

@@ -151,7 +151,7 @@ def test_findings_keep_a_place_for_the_li_et_al_study() -> None:
 
 
 def test_run_result_counts_unstable_cases() -> None:
-    from projbench.runner import RunResult
+    from projbench.benchmark import RunResult
 
     result = RunResult(path=Path("x"), records=[{"status": "ok", "stats": {"unstable": True}},
                                                 {"status": "ok", "stats": {"unstable": False}}])

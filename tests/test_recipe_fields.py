@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from projbench.errors import InvalidArgumentError
-from projbench.runs import RunSpec
 from projbench.training import Recipe, _forward_loss, _make_optimizer, kernel_l2, train
+from projbench.training_runs import RunSpec
 
 
 def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -108,7 +108,7 @@ def test_resume_accepts_either_spelling_of_a_non_finite_setting(tmp_path, spelli
     is the same setting as the float now."""
     from dataclasses import asdict
 
-    from projbench.runner import check_resumable
+    from projbench.benchmark import check_resumable
     from projbench.suites import RunSettings
 
     settings = asdict(RunSettings(options={"tol": math.inf}))

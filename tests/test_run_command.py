@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import projbench
+from projbench.benchmark import plan_cases
 from projbench.cli import cli
 from projbench.results import read_run
-from projbench.runner import plan_cases
 from projbench.suites import RunSettings
 
 

@@ -23,9 +23,9 @@ import torch
 from click.testing import CliRunner
 
 import projbench
+from projbench.benchmark import run_benchmark
 from projbench.cli import cli
 from projbench.results import ResultsFileError, ResultsWriter, read_run
-from projbench.runner import run_benchmark
 from projbench.suites import Case, CaseOutcome, RunSettings
 
 CLI = "import sys; sys.argv[0] = 'projbench'; from projbench.cli import main; main()"

@@ -12,9 +12,9 @@ import torch
 
 import projbench
 from projbench.errors import InvalidArgumentError
-from projbench.runs import RunSpec
 from projbench.subspace import SubspaceModel
 from projbench.training import Recipe, train
+from projbench.training_runs import RunSpec
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -155,7 +155,7 @@ def _committed_run(study: str, **match: object) -> dict:
 
 
 def test_scaling_none_reproduces_a_committed_run_bit_for_bit(data_dir: Path) -> None:
-    from projbench.runs import execute_run
+    from projbench.training_runs import execute_run
 
     found = _committed_run("study-fastjl-stability", role="subspace", projection="fastfood", d=3000, seed=1)
     if found["header"]["env"].get("torch") != torch.__version__:

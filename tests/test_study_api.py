@@ -78,9 +78,9 @@ def test_compare_command_gates_on_a_d_int90_that_moved(tmp_path: Path) -> None:
     import sys
 
     from projbench.executors import InlinePool
-    from projbench.runs import RunSpec
-    from projbench.study.runner import run_study
+    from projbench.study.driver import run_study
     from projbench.study.spec import resolve
+    from projbench.training_runs import RunSpec
 
     def runs(step: int):
         def run(spec: RunSpec, data_dir: str | None) -> dict:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from projbench.executors import InlinePool
-from projbench.runs import RunSpec
 from projbench.search import Crossing, bracket_interval
 from projbench.study.budget import budget_rows, converged
-from projbench.study.runner import replay_study, run_study
+from projbench.study.driver import replay_study, run_study
 from projbench.study.spec import resolve
+from projbench.training_runs import RunSpec
 
 EPOCHS = (1, 2, 5, 10)
 

@@ -104,7 +104,7 @@ def test_smoke_jobs_2_gives_identical_values(smoke_inline: Path, tmp_path: Path)
 def test_smoke_on_a_real_local_ray_gives_identical_values(smoke_inline: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     from projbench.executors import RayPool
-    from projbench.study.runner import run_study
+    from projbench.study.driver import run_study
     from projbench.study.spec import load_spec
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from projbench.cli import cli
 from projbench.executors import InlinePool
+from projbench.study.driver import replay_study, run_study
 from projbench.study.report import robustness_rows, stability_summary, write_figures
-from projbench.study.runner import replay_study, run_study
 from projbench.study.spec import read_toml, resolve
 
 
@@ -107,12 +107,39 @@ def test_bytes_to_ship_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", ["robustness-mnist", "direct-vs-subspace", "burn-in", "fastjl-stability",
-                                    "cpu-budget", "li2018", "all-architectures", "fastfood-variants"])
+                                    "cpu-budget", "li2018", "all-architectures", "fastfood-variants",
+                                    "kronecker-mnist"])
 def test_every_preset_resolves(preset: str) -> None:
     from projbench.study.spec import load_spec
 
     spec = load_spec(preset)
     assert spec.description and spec.pairs and spec.run_count()
+
+
+def test_kronecker_mnist_preset_is_cpu_budget_on_mnist() -> None:
+    """kronecker-mnist is cpu-budget's MNIST pairs, seeds, search and recipe with the Kronecker
+    projections beside fastfood, whose runs keep the identities (the ids) of the committed
+    cpu-budget runs; it plans without training anything."""
+    from projbench.study.engine import StudyEngine
+    from projbench.study.plan import pair_run_groups, run_totals
+    from projbench.study.spec import load_spec
+    from projbench.study.store import read_study
+
+    spec, budget = load_spec("kronecker-mnist"), load_spec("cpu-budget")
+    assert [p.label for p in spec.projections] == ["kronecker", "kronecker-sum", "fastfood"]
+    mnist = [p for p in budget.pairs if p.dataset == "mnist"]
+    assert spec.seeds == budget.seeds and len(spec.pairs) == len(mnist) == 2
+    for ours, theirs in zip(spec.pairs, mnist, strict=True):
+        fields = lambda p: (p.architecture, p.dataset, p.search, p.recipe, p.run, p.classes, p.theta0)  # noqa: E731
+        assert fields(ours) == fields(theirs)
+    engine = StudyEngine(spec)
+    baselines = {s.run_id for g in engine.groups for specs in g.baseline_specs.values() for s in specs}
+    fastfood = {engine.subspace_spec(c, d).run_id for c in engine.chains if c.projection == "fastfood"
+                for d in (10, 3000)}  # the first round of every bisection
+    committed = set(read_study(Path(__file__).resolve().parent.parent / "results" / "study-cpu-budget").runs)
+    assert len(baselines) == 4 and len(fastfood) == 8 and baselines | fastfood <= committed
+    for index in range(len(spec.pairs)):
+        assert run_totals(pair_run_groups(spec, index, 60_000)) == {"baseline": (2, 2), "subspace": (12, 60)}
 
 
 @pytest.mark.slow

@@ -284,12 +284,12 @@ def intrinsic_dim(
       projbench intrinsic-dim --arch fc --dataset mnist --proj fastfood --proj fastjl \\
           --seeds 3 --epochs 5 --jobs 2 --out runs/
     """
+    from projbench.benchmark import validate_options
     from projbench.cliutils import parse_options, resolve_device, split_names
     from projbench.commands.study import _check_names
     from projbench.intrinsic import intrinsic_spec
     from projbench.report import stderr_console
-    from projbench.runner import validate_options
-    from projbench.study.runner import run_study
+    from projbench.study.driver import run_study
 
     names = list(dict.fromkeys(split_names(projections)))
     for value, name, positive in (
@@ -388,7 +388,7 @@ def intrinsic_dim(
 def _parameter_count(arch: str, dataset: str) -> int:
     """D of ``arch`` on ``dataset``; unknown names or an unsupported pair: one-line errors."""
     from projbench.manager import get_registry
-    from projbench.runs import parameter_count
+    from projbench.training_runs import parameter_count
 
     get_registry("architectures").get(arch)
     get_registry("datasets").get(dataset)
@@ -466,7 +466,7 @@ def _probe(engine: Any, chain: Any, candidates: list[int], pool: Any, data_dir: 
            folder: Path) -> tuple[int, dict[str, Any]] | None:
     """Train the chain's subspace run at the first candidate d whose run does not fail (a
     projection over its memory budget fails at once); (d, record), or None."""
-    from projbench.runs import execute_run
+    from projbench.training_runs import execute_run
 
     probes = _load_probes(folder)
     for d in candidates:

@@ -22,12 +22,12 @@ from projbench.manager import get_registry
 
 @contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """While the block runs, SIGINT and SIGTERM raise :class:`projbench.runner.RunInterrupted`
+    """While the block runs, SIGINT and SIGTERM raise :class:`projbench.benchmark.RunInterrupted`
     once (a repeat is ignored while the run stops); the previous handlers come back after."""
     import signal
     import threading
 
-    from projbench.runner import RunInterrupted
+    from projbench.benchmark import RunInterrupted
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -143,10 +143,10 @@ def _run(projections: tuple[str, ...], suites: tuple[str, ...], device: str, dty
         from projbench.hadamard import BACKEND_ENV
 
         os.environ[BACKEND_ENV] = str(fwht_backend)
+    from projbench.benchmark import check_run_seed, check_threads, default_run_path, run_benchmark, unique
     from projbench.case_executor import check_jobs, make_executor
     from projbench.report import make_progress, print_tables, stderr_console
     from projbench.results import ResultsFileError
-    from projbench.runner import check_run_seed, check_threads, default_run_path, run_benchmark, unique
     from projbench.suites import RunSettings
 
     check_run_seed(seed)
@@ -223,7 +223,7 @@ def _cases_in(path: Path) -> str:
 
 def _say_how_cases_run(console: Console, suites: list[str], executor: str, jobs: int | None) -> None:
     """With several cases at once, say that timed cases still run alone (and when)."""
-    from projbench.runner import timing_suites
+    from projbench.benchmark import timing_suites
 
     timed = timing_suites(suites)
     parallel = executor == "ray" or (jobs or 1) > 1

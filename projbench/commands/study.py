@@ -126,7 +126,7 @@ def study(
     """
     from projbench.cliutils import resolve_device
     from projbench.report import stderr_console
-    from projbench.study.runner import run_study
+    from projbench.study.driver import run_study
     from projbench.study.spec import load_spec
 
     if list_presets:
@@ -229,9 +229,9 @@ def _resolve_devices(spec: Any) -> None:
 def _check_names(spec: Any) -> None:
     """Unknown architectures, datasets, projections, options or FWHT backends fail before
     anything runs, and so does a projection that fails the contract checks ``run`` applies."""
+    from projbench.benchmark import validate_options
     from projbench.manager import get_registry
-    from projbench.runner import validate_options
-    from projbench.runs import parameter_count
+    from projbench.training_runs import parameter_count
 
     for entry in spec.projections:
         validate_options([entry.name], entry.options)
@@ -259,7 +259,7 @@ def _check_names(spec: Any) -> None:
 def _check_contracts(spec: Any) -> None:
     """Every projection (with its options) passes :mod:`projbench.testing`'s contract checks,
     as ``projbench run`` demands, on the CPU and on each other device a pair uses it on."""
-    from projbench.runner import check_projection_contracts
+    from projbench.benchmark import check_projection_contracts
     from projbench.suites import RunSettings
 
     for entry in spec.projections:
@@ -272,7 +272,7 @@ def check_data(spec: Any, data_dir: str | None) -> None:
     """Load and fingerprint each pair's data now (missing or unreadable data is one line, and
     no folder is made), and refuse a train/test subset larger than its split."""
     from projbench.study.checks import check_transfer
-    from projbench.study.runner import StudyProvenance
+    from projbench.study.driver import StudyProvenance
 
     StudyProvenance(data_dir).check_spec(spec)
     check_transfer(spec, data_dir, load_data=True)
@@ -353,7 +353,7 @@ def report_studies(
     columns: str | None = None,
 ) -> list[Path]:
     """Replay each study folder's table (nothing is trained) and draw its figures."""
-    from projbench.study.runner import replay_study
+    from projbench.study.driver import replay_study
     from projbench.study.spec import check_stored_spec
     from projbench.study.store import read_study
 

@@ -105,7 +105,7 @@ class AccuracySuite:
         return out
 
     def _run(self, case: Case, settings: RunSettings, projection: str | None, d: int | None) -> Any:
-        from projbench.runs import RunSpec, train_run
+        from projbench.training_runs import RunSpec, train_run
 
         p = case.params
         recipe = self.recipe_for(settings.quick).with_(epochs=p.get("epochs"), lr=p.get("lr"))

@@ -7,7 +7,7 @@ task pool, searches), :mod:`~projbench.study.store` (the resumable study folder)
 
 from __future__ import annotations
 
-from projbench.study.runner import StudyOutcome, run_study
+from projbench.study.driver import StudyOutcome, run_study
 from projbench.study.spec import StudySpec, load_spec, preset_names
 
 __all__ = ["StudyOutcome", "StudySpec", "load_spec", "preset_names", "run_study"]

@@ -94,7 +94,7 @@ def _table_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def read_study(folder: str | os.PathLike[str]) -> Study:
     """Read a study folder (or its ``study.jsonl``): runs and table; see the module docstring."""
-    from projbench.study.runner import replay_study
+    from projbench.study.driver import replay_study
 
     outcome, stored = replay_study(folder)
     runs = [run_row(r) for r in stored.runs.values()]

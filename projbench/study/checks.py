@@ -75,7 +75,7 @@ def check_transfer(spec: Any, data_dir: str | None = None, *, load_data: bool = 
     scalings (module docstring); with ``load_data`` also the filtered splits and each
     pretraining's data."""
     from projbench.datasets import check_classes
-    from projbench.runs import tensor_count
+    from projbench.training_runs import tensor_count
     from projbench.transfer import (
         Theta0,
         check_transferable,

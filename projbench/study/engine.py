@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from projbench.runs import RunSpec, execute_run
 from projbench.search import Crossing, Search, make_search
 from projbench.study.spec import NON_RECIPE_AXES, StudySpec, variant_text
 from projbench.training import Recipe
+from projbench.training_runs import RunSpec, execute_run
 from projbench.transfer import Theta0, resolve_theta0
 
 MAX_ATTEMPTS = 3
@@ -209,7 +209,7 @@ class StudyEngine:
         if not self.spec.direct:
             return []
         from projbench.architectures import count_parameters_for, size_for_parameters
-        from projbench.runs import parameter_count
+        from projbench.training_runs import parameter_count
 
         pair = self.spec.pairs[pair_index]
         s = pair.search

@@ -440,7 +440,7 @@ class PairPlan:
 def plan_pair(spec: Any, index: int, data_dir: str | None = None, *, measure: bool = True,
               budget_s: float = MEASURE_BUDGET_S) -> PairPlan:
     """Sizes, runs and (with ``measure``) the measured cost of pair ``index`` of ``spec``."""
-    from projbench.runs import parameter_count
+    from projbench.training_runs import parameter_count
 
     pair = spec.pairs[index]
     num_params = parameter_count(pair.architecture, pair.dataset, num_classes=pair.num_classes)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
     """One row per (pair, variant, projection): the study table's content."""
-    from projbench.runs import parameter_count
+    from projbench.training_runs import parameter_count
 
     out = []
     for group in engine.groups:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from projbench.runs import RunSpec, execute_run
 from projbench.study.engine import StudyEngine
 from projbench.study.spec import StudySpec, resolve
 from projbench.study.store import StudyFile, StudyMismatchError, StudyStore, read_study
+from projbench.training_runs import RunSpec, execute_run
 
 
 @dataclass
