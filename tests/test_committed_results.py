@@ -31,12 +31,13 @@ STUDIES = {
     "study-direct-vs-subspace": ("e3bae54e9172", 102, 1, 66.6145),
     "study-fastfood-variants": ("a22a3d5db67b", 408, 0, 291.5387),
     "study-fastjl-stability": ("582fb3e13d2d", 38, 0, 12.8825),
+    "study-kronecker-mnist": ("546fef391484", 100, 1, 71.0277),
     "study-robustness-mnist": ("c33bf2602065", 456, 0, 287.329),
     "study-transfer": ("146f5bc31999", 175, 0, 140.345),
 }
 #: studies still being written, with their preset and the runs they held at least when listed
 #: here: read from a copy, never opened in place
-IN_PROGRESS = {"study-li2018-mnist": ("li2018-mnist", 21), "study-kronecker-mnist": ("kronecker-mnist", 1)}
+IN_PROGRESS = {"study-li2018-mnist": ("li2018-mnist", 21)}
 #: small complete studies resumed here (resuming copies the folder and replays every search)
 RESUMED = ("study-burn-in", "study-fastjl-stability")
 
