@@ -289,7 +289,7 @@ def comparison_table(result: ComparisonResult, confidence: float = 0.95) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from projbench.report import format_value
+    from projbench.report.run_files import format_value
 
     table = Table(title="B vs A", title_justify="left",
                   caption="ratio = median(B)/median(A) (> 1: B larger/slower); times in ms per call; "

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from projbench.cli import cli
 from projbench.compare import compare_runs
-from projbench.report import format_value
+from projbench.report.run_files import format_value
 from projbench.results import ResultsWriter
 
 WIDE = {"COLUMNS": "400"}  # one table row per line

@@ -130,7 +130,7 @@ def test_every_study_key_is_in_the_studies_page() -> None:
 
 
 def test_every_report_format_is_documented() -> None:
-    from projbench.study.report import FORMATS
+    from projbench.report.study import FORMATS
 
     for page in ("cli.md", "studies.md"):
         text = _page(page)

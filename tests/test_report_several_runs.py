@@ -8,7 +8,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from projbench.report import _label_runs, default_figure_dir, print_tables, sort_records, write_figures
+from projbench.report.run_files import (
+    _label_runs,
+    default_figure_dir,
+    print_tables,
+    sort_records,
+    write_figures,
+)
 from projbench.results import ResultsWriter, read_runs
 
 

@@ -134,7 +134,7 @@ def test_bisection_budget_rows_report_their_bracket(tmp_path: Path) -> None:
 
 
 def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path) -> None:
-    from projbench.study.report import _bound, write_figures
+    from projbench.report.study import _bound, write_figures
 
     def acc(s: RunSpec, epoch: float) -> float:
         if s.projection is None:
@@ -156,7 +156,7 @@ def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path)
 
 
 def test_reference_csv_with_two_sources_gives_a_ratio_per_source(tmp_path: Path) -> None:
-    from projbench.study.report import add_reference, read_reference, render
+    from projbench.report.study import add_reference, read_reference, render
 
     ref = tmp_path / "ref.csv"
     ref.write_text("architecture,dataset,projection,d_int90,source\n"
@@ -167,6 +167,6 @@ def test_reference_csv_with_two_sources_gives_a_ratio_per_source(tmp_path: Path)
     assert rows[0]["ours_over"] == {"paper": 2.0, "reimplementation": 0.5}
     md = render(rows, "md")
     assert "| ref1 | ours/ref1 | ref2 | ours/ref2 |" in md and "| 25 | 2.00 | 100 | 0.50 |" in md
-    from projbench.study.report import reference_legend
+    from projbench.report.study import reference_legend
 
     assert reference_legend(rows) == "ref1 = paper; ref2 = reimplementation"

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from projbench.cli import cli
 from projbench.executors import InlinePool
+from projbench.report.study import robustness_rows, stability_summary, write_figures
 from projbench.study.driver import replay_study, run_study
-from projbench.study.report import robustness_rows, stability_summary, write_figures
 from projbench.study.spec import read_toml, resolve
 
 

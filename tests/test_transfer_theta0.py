@@ -158,7 +158,7 @@ def test_a_pretraining_runs_once_is_cached_and_is_not_retrained(tmp_path: Path) 
 
 
 def test_the_report_shows_scratch_and_fine_tuning_side_by_side(tmp_path: Path) -> None:
-    from projbench.study.report import render, table_columns
+    from projbench.report.study import render, table_columns
 
     spec = resolve(_study(axes={"theta0": ["scratch", PRETRAIN]}), "transfer-test")
     outcome = run_study(spec, tmp_path / "s", pool=InlinePool())
@@ -170,7 +170,7 @@ def test_the_report_shows_scratch_and_fine_tuning_side_by_side(tmp_path: Path) -
     text = render(rows, "md")
     assert "theta0=pretrain digits[0-4]" in text and "digits[5-9]" in text
     figures = tmp_path / "figures"
-    from projbench.study.report import write_figures
+    from projbench.report.study import write_figures
 
     names = {p.name for p in write_figures(rows, figures)}
     assert "d_int90_vs_theta0.png" in names

@@ -360,7 +360,7 @@ class RunProgress:
     once, when the block completes."""
 
     def __init__(self, console: Any, estimate: str) -> None:
-        from projbench.report import make_progress
+        from projbench.report.run_files import make_progress
 
         self.console = console
         self.progress = make_progress(console)
@@ -403,14 +403,14 @@ class RunProgress:
 def _extra_tables(outcome: Any, rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], Any]]:
     """(title, rows, columns) of the tables printed after the main one: robustness across
     variants, stability per d and its summary, and d_int90 at each evaluated budget."""
-    from projbench.study.budget import BUDGET_COLUMNS, budget_rows
-    from projbench.study.report import (
+    from projbench.report.study import (
         ROBUSTNESS_COLUMNS,
         STABILITY_COLUMNS,
         STABILITY_SUMMARY_COLUMNS,
         robustness_rows,
         stability_summary,
     )
+    from projbench.study.budget import BUDGET_COLUMNS, budget_rows
 
     out: list[tuple[str, list[dict[str, Any]], Any]] = []
     robust = robustness_rows(rows) if outcome.spec.axes else []
@@ -433,8 +433,8 @@ def _extra_tables(outcome: Any, rows: list[dict[str, Any]]) -> list[tuple[str, l
 
 
 def _study_figures(outcome: Any, rows: list[dict[str, Any]], figures: Path) -> list[Path]:
+    from projbench.report.study import stability_figure, write_figures
     from projbench.study.budget import budget_figure, budget_rows
-    from projbench.study.report import stability_figure, write_figures
 
     paths = write_figures(rows, figures)
     brows = budget_rows(outcome.engine)
@@ -452,8 +452,8 @@ def _study_page(
     outcome: Any, rows: list[dict[str, Any]], title: str, notes: str, figures: list[Path]
 ) -> str:
     """The study as one self-contained HTML page (tables, embedded figures, provenance)."""
-    from projbench.html_page import html_table, page
-    from projbench.study.report import _fmt, render
+    from projbench.report.html import html_table, page
+    from projbench.report.study import _fmt, render
     from projbench.study.store import read_study
 
     sections = [("d_int90", render(rows, "html", notes=notes))]
@@ -491,8 +491,8 @@ def print_outcome(
     """
     import tempfile
 
+    from projbench.report.study import add_reference, read_reference, reference_legend, render, rich_table
     from projbench.study.budget import NOT_CONVERGED_MARGIN
-    from projbench.study.report import add_reference, read_reference, reference_legend, render, rich_table
 
     rows = outcome.rows
     if reference:
@@ -512,7 +512,7 @@ def print_outcome(
             f"not converged: a run whose test accuracy rose by more than {NOT_CONVERGED_MARGIN:g} over "
             "the last half of its training"
         )
-    from projbench.study.report import simple_table
+    from projbench.report.study import simple_table
 
     for heading, trows, cols in _extra_tables(outcome, rows):
         console.print(simple_table(trows, cols, heading))
@@ -520,7 +520,7 @@ def print_outcome(
 
 
 def check_format(fmt: str) -> None:
-    from projbench.study.report import FORMATS
+    from projbench.report.study import FORMATS
 
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"--format must be one of {', '.join(FORMATS)}")

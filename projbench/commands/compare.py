@@ -42,7 +42,7 @@ def compare_command(a_path: str, b_path: str, alpha: float, confidence: float, m
     dimensions needed) or lower only when B's interval lies wholly beyond A's and, with at
     least 6 seeds paired, a Wilcoxon signed-rank test agrees (p < --alpha).
     """
-    from projbench.report import stderr_console
+    from projbench.report.run_files import stderr_console
     from projbench.study.store import is_study
 
     if is_study(a_path) or is_study(b_path):

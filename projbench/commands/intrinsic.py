@@ -288,7 +288,7 @@ def intrinsic_dim(
     from projbench.cliutils import parse_options, resolve_device, split_names
     from projbench.commands.study import _check_names
     from projbench.intrinsic import intrinsic_spec
-    from projbench.report import stderr_console
+    from projbench.report.run_files import stderr_console
     from projbench.study.driver import run_study
 
     names = list(dict.fromkeys(split_names(projections)))
@@ -365,7 +365,7 @@ def intrinsic_dim(
         figures=folder / "figures",
         title=f"d_int90 of {arch} on {dataset}",
     )
-    from projbench.study.report import d_int90_text
+    from projbench.report.study import d_int90_text
 
     for row in outcome.rows:
         interp = row["interpolated_mean"]

@@ -34,7 +34,7 @@ def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool
     results files get one table per suite. Every format works for both.
     """
     from projbench.commands.study import report_studies, split_study_paths
-    from projbench.report import stderr_console
+    from projbench.report.run_files import stderr_console
 
     console = stderr_console()
     studies, others = split_study_paths(list(paths))
@@ -53,7 +53,7 @@ def _report_run_files(paths: list[str], console: Console, fmt: str, fig_dir: str
     """Tables of run files in ``fmt`` (see ``report``); returns the figure paths written."""
     import tempfile
 
-    from projbench.report import default_figure_dir, print_tables, run_state, write_figures
+    from projbench.report.run_files import default_figure_dir, print_tables, run_state, write_figures
     from projbench.results import read_runs
 
     runs = read_runs(paths)
@@ -110,8 +110,8 @@ def _run_files_page(runs: list[Any], records: list[dict[str, Any]], figures: lis
     """Run files as one self-contained HTML page: the suite tables, figures, run headers."""
     from rich.console import Console as RichConsole
 
-    from projbench.html_page import page
-    from projbench.report import suite_table
+    from projbench.report.html import page
+    from projbench.report.run_files import suite_table
 
     sections = []
     for suite in dict.fromkeys(str(r.get("suite")) for r in records):

@@ -145,7 +145,7 @@ def _run(projections: tuple[str, ...], suites: tuple[str, ...], device: str, dty
         os.environ[BACKEND_ENV] = str(fwht_backend)
     from projbench.benchmark import check_run_seed, check_threads, default_run_path, run_benchmark, unique
     from projbench.case_executor import check_jobs, make_executor
-    from projbench.report import make_progress, print_tables, stderr_console
+    from projbench.report.run_files import make_progress, print_tables, stderr_console
     from projbench.results import ResultsFileError
     from projbench.suites import RunSettings
 

@@ -27,7 +27,7 @@ from projbench.errors import InvalidArgumentError, ProjbenchError
 def _list_presets() -> None:
     from rich.table import Table
 
-    from projbench.report import stderr_console
+    from projbench.report.run_files import stderr_console
     from projbench.study.spec import load_spec, preset_names
 
     table = Table(title="study presets", title_justify="left")
@@ -125,7 +125,7 @@ def study(
       projbench study all-architectures --out runs/all --device cuda --executor ray --gpus-per-task 0.25
     """
     from projbench.cliutils import resolve_device
-    from projbench.report import stderr_console
+    from projbench.report.run_files import stderr_console
     from projbench.study.driver import run_study
     from projbench.study.spec import load_spec
 

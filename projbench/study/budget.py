@@ -187,8 +187,8 @@ def budget_figure(rows: list[dict[str, Any]], out_dir: Any) -> list[Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from projbench.figures import save_figure
-    from projbench.study.report import _slug
+    from projbench.report.figures import save_figure
+    from projbench.report.study import _slug
 
     paths = []
     out = Path(out_dir)

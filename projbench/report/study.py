@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from projbench.errors import InvalidArgumentError
-from projbench.figures import save_figure
+from projbench.report.figures import save_figure
 
 FORMATS = ("table", "md", "csv", "json", "html")
 CSV_COLUMNS = (

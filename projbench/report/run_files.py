@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from projbench.errors import InvalidArgumentError
-from projbench.figures import save_figure
+from projbench.report.figures import save_figure
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "diverged": "yellow", "skipped": "dim"}
 
@@ -83,7 +83,7 @@ def format_params(params: dict[str, Any] | None) -> str:
 def _suite_view(suite_name: str) -> Any | None:
     """The registered suite that knows how to show records of ``suite_name`` (None when it is not
     installed: its records still get a generic table). Study folders (d_int90) have their own
-    report, :mod:`projbench.study.report`."""
+    report, :mod:`projbench.report.study`."""
     from projbench.errors import UnknownNameError
     from projbench.manager import get_registry
 
@@ -247,7 +247,7 @@ def write_figures(records: Iterable[dict[str, Any]], out_dir: str | Path) -> lis
 
     Records of several runs are drawn as separate series (``projection @runid``); a figure
     whose cases have NaN/inf values says how many were left out, in red, at its foot. Each PNG
-    is written atomically (:func:`projbench.figures.save_figure`): a full disk leaves no half
+    is written atomically (:func:`projbench.report.figures.save_figure`): a full disk leaves no half
     file and is one line (:class:`~projbench.errors.InvalidArgumentError`).
     """
     import matplotlib
