@@ -107,6 +107,8 @@ def environment_info() -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpu": cpu,
+            # torch's CPU kernels differ in rounding between vector units (AVX2, AVX512, ...)
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_count": os.cpu_count(),
             "load_avg": _load_avg(),
             "torch_threads": torch.get_num_threads(),

@@ -403,11 +403,16 @@ def execute_run(
 ) -> dict[str, Any]:
     """Train ``spec`` in this process and return its record. Never raises for a failing run:
     any exception is recorded as ``failed`` with its error (a diverged run is ``diverged``)."""
+    import torch
+
     start = time.perf_counter()
     worker: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
     record = RunRecord(spec.run_id, spec.identity, "failed", worker=worker)
     try:
         worker["cpu_allocator"] = allocator_info()["policy"]  # set by the process's entry point
+        # the vector unit torch's CPU kernels use (AVX2, AVX512, ...): their rounding differs, so
+        # one recipe can give slightly different accuracies on two CPUs
+        worker["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         record.provenance = run_provenance(
             spec.architecture, spec.dataset, spec.projection, data_dir, spec.fwht_backend,
             theta0_dataset=spec.theta0.dataset if spec.theta0 is not None else None,
