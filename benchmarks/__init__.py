@@ -72,9 +72,12 @@ def machine_info(device: str) -> dict[str, Any]:
         "torch": torch.__version__,
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device,
+        #: 1, 5 and 15-minute load averages when the results were written (None off Unix)
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(torch.device(device))
@@ -86,9 +89,11 @@ def machine_info(device: str) -> dict[str, Any]:
 def machine_line(info: dict[str, Any]) -> str:
     """One Markdown line summarising ``machine_info``."""
     where = info.get("gpu") or info["cpu"]
+    load = info.get("load_avg")
+    load_text = f"load average {'/'.join(f'{x:.2f}' for x in load)}, " if load else ""
     return (f"Machine: {where} ({info['device']}), {info['torch_threads']} torch threads of "
             f"{info['cpu_count']} CPUs; torch {info['torch']}, projbench {info['projbench']}, "
-            f"malloc policy {info.get('cpu_allocator', 'system')}, "
+            f"malloc policy {info.get('cpu_allocator', 'system')}, {load_text}"
             f"commit {info['git_commit'] or 'n/a'}, {info['date']}.")
 
 

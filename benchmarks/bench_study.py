@@ -15,6 +15,7 @@ jobs1/jobs2 (goal ≥ 1.7 on 2 cores) and ray/jobs2 (goal ≤ 1.3).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -72,6 +73,7 @@ def main() -> None:
         kinds = ["jobs1", "jobs2"]
         print("ray is not installed: pip install 'projbench[ray]' to include it")
     samples: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
             order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]
@@ -99,9 +101,12 @@ def main() -> None:
     if "ray" in med:
         ratios["ray_over_jobs2"] = med["ray"] / med["jobs2"]
     info = machine_info("cpu")
+    cpus = os.cpu_count() or 1
+    busy = max(load_before[0], info["load_avg"][0]) / cpus > 1.0
     md = (
         f"Study executors, preset `{args.preset}`, {args.repeats} interleaved repeats; "
-        f"{machine_line(info)}\n\n"
+        f"{machine_line(info)} Load average before: {'/'.join(f'{x:.2f}' for x in load_before)}"
+        + (" (the machine was busy: these ratios are not trustworthy)" if busy else "") + "\n\n"
         + md_table(["executor", "median wall s", "min–max", "runs", "driver overhead ms/run"], rows)
         + "\n"
         + "; ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
@@ -118,6 +123,8 @@ def main() -> None:
             "medians_s": med,
             "ratios": ratios,
             "identical_values": same,
+            "load_avg_before": load_before,
+            "busy": busy,
         },
         md,
         tag=args.tag,
