@@ -159,7 +159,7 @@ def study(
             click.echo(
                 f"{pair.label}\t{','.join(pair.projections)}\t{pair.search}\t{pair.recipe}\t{pair.run}"
             )
-        console.print("measuring a few steps per pair on this machine (a few seconds each)…")
+        console.print("measuring a few steps per pair here (a few seconds each)…")
         plans = [plan_pair(spec, i, data_dir) for i in range(len(spec.pairs))]
         console.print(plan_table(plans))
         workers = executor_workers(executor, jobs, address, cpus_per_task, gpus_per_task)
