@@ -54,6 +54,8 @@ CASES = [
     ("lenet", "digits", "sparse", {"per_layer": True}),
     ("fc", "digits", "dense", {"architecture_options": {"width": 12}}),
     ("resnet20", "cifar10", "fastfood", {"architecture_options": {"scale": 0.25}}),
+    ("lenet", "digits", "kronecker", {}),
+    ("fc", "digits", "kronecker-sum", {"per_layer": True}),
 ]
 
 
@@ -307,7 +309,8 @@ def test_make_model_is_deterministic_for_every_architecture() -> None:
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("projection", ["fastfood", "fastjl", "sparse", "dense"])
+@pytest.mark.parametrize("projection", ["fastfood", "fastjl", "sparse", "dense", "kronecker",
+                                        "kronecker-sum"])
 def test_cuda_roundtrip_and_cross_device(tmp_path: Path, projection: str) -> None:
     sm = _trained("lenet", "mnist", projection, device="cuda")
     path = tmp_path / "g.pjsub"
