@@ -104,7 +104,7 @@ def command(kind: str, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("kind", "mode"), [
-    ("run", "hang"), ("study", "hang"),
+    ("run", "hang"), pytest.param("study", "hang", marks=pytest.mark.slow),
     pytest.param("run", "segfault", marks=pytest.mark.slow),
     pytest.param("study", "segfault", marks=pytest.mark.slow),
 ])

@@ -207,6 +207,7 @@ def test_run_on_a_full_disk_stops_with_one_line_and_resumes_once_space_is_freed(
         assert not run.torn and run.bad_lines == 0 and len(run.resumes) == 1
 
 
+@pytest.mark.slow
 def test_run_whose_header_does_not_fit_leaves_no_run_file_and_the_same_command_then_completes(
     tmp_path: Path,
 ) -> None:
@@ -244,6 +245,7 @@ def test_results_writer_cuts_a_refused_case_line_back_and_writes_no_end_line(tmp
         assert run.complete and [c["key"] for c in run.cases] == ["a"] and not run.torn
 
 
+@pytest.mark.slow
 def test_report_of_a_study_on_a_full_disk_leaves_no_half_figure_and_completes_once_space_is_freed(
     tmp_path: Path, finished_study: Path
 ) -> None:

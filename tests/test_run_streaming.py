@@ -210,7 +210,8 @@ RAY = ("--executor", "ray", "--jobs", "2")
 
 
 @pytest.mark.parametrize(("signum", "executor"), [
-    (signal.SIGINT, ()), (signal.SIGTERM, ()), (signal.SIGINT, ("--jobs", "2")),
+    (signal.SIGINT, ()), pytest.param(signal.SIGTERM, (), marks=pytest.mark.slow),
+    pytest.param(signal.SIGINT, ("--jobs", "2"), marks=pytest.mark.slow),
     pytest.param(signal.SIGTERM, ("--isolate",), marks=pytest.mark.slow),
     pytest.param(signal.SIGINT, RAY, marks=pytest.mark.slow),
 ], ids=["ctrl-c-inline", "sigterm-inline", "ctrl-c-jobs2", "sigterm-isolate", "ctrl-c-ray"])

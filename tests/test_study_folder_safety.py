@@ -76,6 +76,7 @@ def test_a_second_driver_on_the_same_folder_is_refused_naming_the_holder(tmp_pat
     assert third.returncode == 0
 
 
+@pytest.mark.slow
 def test_resume_refuses_runs_made_with_another_fwht_backend(tmp_path: Path) -> None:
     spec = tmp_path / "t.toml"
     spec.write_text(TINY_DIGITS)

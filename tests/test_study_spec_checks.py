@@ -171,7 +171,7 @@ def broken_plugin(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
 
 
-@pytest.mark.parametrize("name", ["squares", "nans"])
+@pytest.mark.parametrize("name", [pytest.param("squares", marks=pytest.mark.slow), "nans"])
 def test_study_refuses_a_projection_that_fails_the_contract_checks(
     tmp_path: Path, broken_plugin: dict[str, str], name: str
 ) -> None:
@@ -183,6 +183,7 @@ def test_study_refuses_a_projection_that_fails_the_contract_checks(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_intrinsic_dim_refuses_a_projection_that_fails_the_contract_checks(
     tmp_path: Path, broken_plugin: dict[str, str]
 ) -> None:
