@@ -151,6 +151,10 @@ def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path)
     reached, censored = sorted(out.rows, key=lambda r: r["d_int90_mean"] is None)
     assert reached["d_int90_mean"] == 100 and censored["status"] == "not reached"
     assert _bound(censored) == 1000.0  # drawn at the largest d tried, not dropped
+    # the row says how far off the search was and names both remedies, not only a wider range
+    assert censored["message"].startswith("best 0.500 < target ")
+    assert censored["message"].endswith("within d <= 1,000: extend the grid upwards, or, if a run near "
+                                        "d = D misses too, fix the recipe (lr, epochs)")
     names = {p.name for p in write_figures(out.rows, tmp_path / "fig")}
     assert {"d_int90_toyset_lr_0.001.png", "d_int90_toyset_lr_0.003.png", "d_int90_vs_lr.png"} <= names
 

@@ -67,11 +67,7 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
             search = pair.search
             hint = None
             if status in ("not reached", "partly reached"):
-                hint = (
-                    f"raise d_max above {search['d_max']}"
-                    if search["method"] == "bisect"
-                    else "extend the grid upwards"
-                )
+                hint = _unreached_hint(chains, search, group.target)
             elif (
                 status == "ok"
                 and ds.minimum is not None
@@ -241,3 +237,21 @@ def _shipping(
 
 
 __all__ = ["direct_summary", "stability_rows", "table_rows"]
+
+
+def _unreached_hint(chains: list[Any], search: dict[str, Any], target: float | None) -> str:
+    """What a row whose search missed its target can change. The best accuracy seen says how
+    far off it was; whether a larger d would pass or the recipe does not train this model in a
+    subspace at all needs one run near d = D, which ``projbench intrinsic-dim`` makes (its
+    probe), so both remedies are named."""
+    bisect = search["method"] == "bisect"
+    widen = f"raise d_max above {search['d_max']}" if bisect else "extend the grid upwards"
+    missed = [c.crossing for c in chains if c.crossing is not None and c.crossing.d is None]
+    seen = [(max(cr.evaluated), cr.best_accuracy) for cr in missed
+            if cr.evaluated and cr.best_accuracy is not None]
+    if not seen or target is None:
+        return widen
+    largest = max(d for d, _ in seen)
+    best = max(a for _, a in seen)
+    return (f"best {best:.3f} < target {target:.3f} within d <= {largest:,}: {widen}, or, if a run "
+            "near d = D misses too, fix the recipe (lr, epochs)")
