@@ -82,6 +82,22 @@ STATE_VERSION = 1
 SCALINGS = ("none", "said")
 
 
+def _summed_adjoint(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """The backward both projection functions share: ∂θ_d = scale·Σ_i P_iᵀ g_i over the output
+    slices saved on ``ctx`` (no gradient for θ₀, the projections, slices or scale)."""
+    if not ctx.needs_input_grad[0]:
+        return None, None, None, None, None
+    grad = grad.contiguous()
+    total: torch.Tensor | None = None
+    for proj, (start, stop) in zip(ctx.projections, ctx.slices):
+        g = proj.adjoint(grad[start:stop])
+        total = g if total is None else total + g
+    assert total is not None
+    if ctx.scale != 1.0:
+        total = total * ctx.scale
+    return total, None, None, None, None
+
+
 class _Project(torch.autograd.Function):
     """u = scale·[P_1 θ_d; …; P_k θ_d] ∈ R^D with backward ∂θ_d = scale·Σ_i P_iᵀ g_i (the
     projection alone, for ``scaling="said"``, which multiplies u by the per-tensor scales)."""
@@ -108,17 +124,7 @@ class _Project(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
-        grad = grad.contiguous()
-        total: torch.Tensor | None = None
-        for proj, (start, stop) in zip(ctx.projections, ctx.slices):
-            g = proj.adjoint(grad[start:stop])
-            total = g if total is None else total + g
-        assert total is not None
-        if ctx.scale != 1.0:
-            total = total * ctx.scale
-        return total, None, None, None, None
+        return _summed_adjoint(ctx, grad)
 
 
 class _ProjectAdd(torch.autograd.Function):
@@ -153,17 +159,7 @@ class _ProjectAdd(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
-        grad = grad.contiguous()
-        total: torch.Tensor | None = None
-        for proj, (start, stop) in zip(ctx.projections, ctx.slices):
-            g = proj.adjoint(grad[start:stop])
-            total = g if total is None else total + g
-        assert total is not None
-        if ctx.scale != 1.0:
-            total = total * ctx.scale
-        return total, None, None, None, None
+        return _summed_adjoint(ctx, grad)
 
 
 #: spawn key that marks a negative root seed in :func:`_derived_seeds`
