@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from projbench import testing
     from projbench.architectures import Architecture, count_parameters, make_model
     from projbench.datasets import DatasetSpec, load_dataset
-    from projbench.export import load_subspace
     from projbench.hadamard import FWHTBackend, fwht
     from projbench.projection import Projection, jl_min_dim, make_projection
     from projbench.study.api import Study, compare_studies, read_study
     from projbench.subspace import SubspaceModel
+    from projbench.subspace_loading import load_subspace
 
 #: public names that need torch, imported on first access (PEP 562) so that ``import projbench``,
 #: ``projbench --help`` and command-line errors stay fast: name -> defining module
@@ -55,7 +55,7 @@ _LAZY: dict[str, str] = {
     "jl_min_dim": "projbench.projection",
     "make_projection": "projbench.projection",
     "SubspaceModel": "projbench.subspace",
-    "load_subspace": "projbench.export",
+    "load_subspace": "projbench.subspace_loading",
     "Study": "projbench.study.api",
     "read_study": "projbench.study.api",
     "compare_studies": "projbench.study.api",

@@ -16,6 +16,7 @@ from projbench import export as E
 from projbench.builtin import architectures as A
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.subspace import SubspaceModel, state_dict_bytes
+from projbench.subspace_file import IncompatibleSubspaceFileError, SubspaceFileError
 
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -148,7 +149,7 @@ def test_other_version_that_would_not_reproduce_is_refused(
     # this "torch" initialises differently (as a new version's init could): θ₀ changes
     monkeypatch.setattr(A, "_he_normal_", lambda w, fan_in: torch.nn.init.normal_(w, 0.0, 0.5))
     pattern = r"would not reproduce.*θ₀.*torch 1\.0\.0"
-    with pytest.raises(E.IncompatibleSubspaceFileError, match=pattern) as info:
+    with pytest.raises(IncompatibleSubspaceFileError, match=pattern) as info:
         projbench.load_subspace(path)
     assert "\n" not in str(info.value)
 
@@ -158,11 +159,11 @@ def test_edited_fingerprint_other_version_refused_same_version_damaged(tmp_path:
     path = tmp_path / "m.pjsub"
     sm.export(path)
     _rewrite(path, lambda h: h["sha256"].update(projection="0" * 64))
-    with pytest.raises(E.SubspaceFileError, match=r"damaged or edited.*rebuilt P") as info:
+    with pytest.raises(SubspaceFileError, match=r"damaged or edited.*rebuilt P") as info:
         projbench.load_subspace(path)
-    assert not isinstance(info.value, E.IncompatibleSubspaceFileError)
+    assert not isinstance(info.value, IncompatibleSubspaceFileError)
     _rewrite(path, lambda h: h.update(projbench="0.0.1"))
-    with pytest.raises(E.IncompatibleSubspaceFileError, match=r"would not reproduce.*projbench 0\.0\.1"):
+    with pytest.raises(IncompatibleSubspaceFileError, match=r"would not reproduce.*projbench 0\.0\.1"):
         projbench.load_subspace(path)
 
 
@@ -171,7 +172,7 @@ def test_future_format_version_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.pjsub"
     sm.export(path)
     _rewrite(path, lambda h: h.update(format_version=2))
-    with pytest.raises(E.IncompatibleSubspaceFileError, match="format version 2"):
+    with pytest.raises(IncompatibleSubspaceFileError, match="format version 2"):
         projbench.load_subspace(path)
 
 
@@ -201,11 +202,11 @@ def test_hostile_files_one_line_error(tmp_path: Path) -> None:
     for label, data in _bad_files(tmp_path).items():
         path = tmp_path / f"{label.replace(' ', '_')}.pjsub"
         path.write_bytes(data)
-        with pytest.raises(E.SubspaceFileError) as info:
+        with pytest.raises(SubspaceFileError) as info:
             projbench.load_subspace(path)
         assert "\n" not in str(info.value), label
         assert str(path) in str(info.value), label
-    with pytest.raises(E.SubspaceFileError, match="cannot read"):
+    with pytest.raises(SubspaceFileError, match="cannot read"):
         projbench.load_subspace(tmp_path / "missing.pjsub")
 
 
@@ -278,7 +279,7 @@ def test_theta0_recipe_extension_point(tmp_path: Path) -> None:
             assert torch.equal(loaded(_inputs("digits")), sm(_inputs("digits")))
         # a recipe that does not redo the change is caught by the θ₀ fingerprint
         _rewrite(path, lambda h: h["theta0_recipe"].update(by=0.02))
-        with pytest.raises(E.SubspaceFileError, match="θ₀"):
+        with pytest.raises(SubspaceFileError, match="θ₀"):
             projbench.load_subspace(path)
     finally:
         E._THETA0_RECIPES.pop("test-nudge", None)

@@ -163,7 +163,7 @@ def test_non_finite_number_in_header_is_refused(tmp_path: Path, constant: bytes)
 def test_oversized_header_and_file_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _export(tmp_path)
     _refused(path, r"has \d[\d,]* bytes, over the limit of 100: .*max_file_bytes=N", max_file_bytes=100)
-    monkeypatch.setattr(E, "MAX_HEADER_BYTES", 100)
+    monkeypatch.setattr("projbench.subspace_file.MAX_HEADER_BYTES", 100)
     _refused(path, r"header, over the limit of 100")
 
 
