@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from projbench.builtin import dataset_files as F
 from projbench.builtin import datasets as D
 from projbench.datasets import load_dataset
 from projbench.errors import DataNotFoundError, InvalidArgumentError, ProjbenchError
@@ -168,7 +169,7 @@ def test_corrupt_idx_is_reported(tmp_path: Path) -> None:
         load_dataset("fashion-mnist", "test", tmp_path)
     path.write_bytes(b"not an idx file")
     with pytest.raises(InvalidArgumentError, match="not an IDX"):
-        D.read_idx(path)
+        F.read_idx(path)
 
 
 def test_cache_avoids_reparsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -449,7 +450,7 @@ def test_numpy1_protocol2_python2_and_protocol5_batches_still_load(tmp_path: Pat
     path = tmp_path / "batch"
     numpy1 = pickle.dumps({b"data": data, b"labels": [0, 9, 4]}, protocol=2)
     path.write_bytes(numpy1.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
-    images, labels = D.read_cifar_batch(path)
+    images, labels = F.read_cifar_batch(path)
     assert np.array_equal(images.reshape(3, -1), data) and labels.tolist() == [0, 9, 4]
 
     class Python2Array:  # the state of a Python 2 ndarray pickle: raw data as a (latin-1) str
@@ -460,9 +461,9 @@ def test_numpy1_protocol2_python2_and_protocol5_batches_still_load(tmp_path: Pat
             return (_reconstruct, (np.ndarray, (0,), b"b"), state)
 
     _plant_batch(path, {"data": Python2Array(), "labels": [1, 2, 3]}, 2)
-    assert np.array_equal(D.read_cifar_batch(path)[0].reshape(3, -1), data)
+    assert np.array_equal(F.read_cifar_batch(path)[0].reshape(3, -1), data)
     _plant_batch(path, {"data": data, "labels": np.array([5, 6, 7])}, 5)
-    images, labels = D.read_cifar_batch(path)
+    images, labels = F.read_cifar_batch(path)
     assert np.array_equal(images.reshape(3, -1), data) and labels.tolist() == [5, 6, 7]
 
 
@@ -494,7 +495,7 @@ def test_batch_with_inconsistent_array_is_refused_before_allocating(tmp_path: Pa
     path = tmp_path / "batch"
     _plant_batch(path, {"data": data, "labels": labels}, 2)
     with pytest.raises(InvalidArgumentError) as info:
-        D.read_cifar_batch(path)
+        F.read_cifar_batch(path)
     _assert_one_line_about(info.value, path)
 
 
@@ -510,23 +511,23 @@ def test_batch_that_is_not_a_regular_file_is_refused_without_blocking(
     else:
         path.mkdir()
     with deadline(20), pytest.raises(InvalidArgumentError, match="not a regular file") as info:
-        D.read_cifar_batch(path)
+        F.read_cifar_batch(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
 
 def test_oversized_batch_and_idx_bomb_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_fake_cifar(tmp_path)
-    monkeypatch.setattr(D, "MAX_CIFAR_BATCH_BYTES", 1000)
+    monkeypatch.setattr(F, "MAX_CIFAR_BATCH_BYTES", 1000)
     path = tmp_path / "cifar-10-batches-py" / "test_batch"
     with pytest.raises(InvalidArgumentError, match="over the 1,000 read at most") as info:
-        D.read_cifar_batch(path)
+        F.read_cifar_batch(path)
     _assert_one_line_about(info.value, path)
     # a small .gz that unpacks past the cap is cut off after MAX_IDX_BYTES + 1 bytes
-    monkeypatch.setattr(D, "MAX_IDX_BYTES", 10_000)
+    monkeypatch.setattr(F, "MAX_IDX_BYTES", 10_000)
     bomb = tmp_path / "t10k-images-idx3-ubyte.gz"
     bomb.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 8, 1, 10**6) + bytes(10**6)))
     with pytest.raises(InvalidArgumentError, match="unpacks to more than 10,000 bytes") as info:
-        D.read_idx(bomb)
+        F.read_idx(bomb)
     _assert_one_line_about(info.value, bomb)
 
 
@@ -534,7 +535,7 @@ def test_real_cifar10_loads_with_the_restricted_reader(data_dir: Path) -> None:
     folder = data_dir / "cifar-10-batches-py"
     if not (folder / "test_batch").exists():
         pytest.skip(f"no CIFAR-10 under {data_dir}")
-    images, labels = D.read_cifar_batch(folder / "data_batch_1")
+    images, labels = F.read_cifar_batch(folder / "data_batch_1")
     assert images.shape == (10_000, 3, 32, 32) and images.dtype == np.uint8 and labels.shape == (10_000,)
     x, y = load_dataset("cifar10", "test", data_dir)
     assert x.shape == (10_000, 3, 32, 32) and x.dtype == torch.float32

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from projbench.cli import cli
 from projbench.errors import InvalidArgumentError
 from projbench.study import plan as P
+from projbench.study import step_cost as C
 from projbench.study.engine import StudyEngine
 from projbench.study.spec import resolve
 from projbench.training import Recipe
@@ -90,33 +91,33 @@ def test_steps_are_epochs_times_batches_or_max_steps() -> None:
     assert P.subset_size(60000, 256) == 256 and P.subset_size(1437, None) == 1437 == P.subset_size(1437, 5000)
 
 
-def _cost(**changes: Any) -> P.StepCost:
+def _cost(**changes: Any) -> C.StepCost:
     base = {"full_step_s": 0.01, "subspace_step_s": 0.015, "full_eval_s": 0.02, "subspace_eval_s": 0.03,
             "batch_size": 128, "eval_batch": 1000, "projection": "fastfood", "d": 100, "device": "cpu",
             "threads": 1}
-    return P.StepCost(**{**base, **changes})
+    return C.StepCost(**{**base, **changes})
 
 
 def test_a_run_costs_its_steps_burn_in_and_evaluations() -> None:
     cost = _cost()
     sub = P.RunGroup("subspace", (4, 10), steps=100, batch_size=128, evaluations=2, burn_in=10)
     # 100 × 15 ms + 10 burn-in × 10 ms + 2 evaluations × ⌈2500/1000⌉ batches × 30 ms
-    assert P.run_seconds(sub, cost, 2500) == pytest.approx(1.5 + 0.1 + 0.18)
+    assert C.run_seconds(sub, cost, 2500) == pytest.approx(1.5 + 0.1 + 0.18)
     base = P.RunGroup("baseline", (3, 3), steps=100, batch_size=128, evaluations=2)
-    assert P.run_seconds(base, cost, 2500) == pytest.approx(1.0 + 0.12)
+    assert C.run_seconds(base, cost, 2500) == pytest.approx(1.0 + 0.12)
     expected = (4 * 1.78 + 3 * 1.12, 10 * 1.78 + 3 * 1.12)
-    assert P.total_seconds([sub, base], cost, 2500) == pytest.approx(expected)
+    assert C.total_seconds([sub, base], cost, 2500) == pytest.approx(expected)
     # another batch size: the model's share scales, the projection's does not
-    assert P.step_seconds(cost, "baseline", 256) == pytest.approx(0.02)
-    assert P.step_seconds(cost, "subspace", 256) == pytest.approx(0.025)
-    assert P.total_seconds([sub], _cost(subspace_step_s=None, subspace_eval_s=None), 2500) is None
+    assert C.step_seconds(cost, "baseline", 256) == pytest.approx(0.02)
+    assert C.step_seconds(cost, "subspace", 256) == pytest.approx(0.025)
+    assert C.total_seconds([sub], _cost(subspace_step_s=None, subspace_eval_s=None), 2500) is None
 
 
 def test_wall_time_divides_by_the_workers_and_load_inflates() -> None:
-    assert P.wall_seconds(3600.0, 4) == 900.0
+    assert C.wall_seconds(3600.0, 4) == 900.0
     with pytest.raises(InvalidArgumentError):
-        P.wall_seconds(1.0, 0)
-    assert P.load_inflation(3.0, 2) == 2.0 and P.load_inflation(0.5, 4) == 1.0
+        C.wall_seconds(1.0, 0)
+    assert C.load_inflation(3.0, 2) == 2.0 and C.load_inflation(0.5, 4) == 1.0
     assert P.executor_workers("local", 3, None, 1.0, 0.0) == 3
     assert P.executor_workers("ray", 4, None, 2.0, 0.0) == 2
     assert P.executor_workers("ray", 1, "auto", 1.0, 0.0) is None
@@ -133,7 +134,7 @@ def test_mid_d_is_the_geometric_middle_at_most_D() -> None:
 
 def test_a_real_measurement_on_digits_is_positive_and_finite() -> None:
     threads = torch.get_num_threads()
-    cost = P.measure_step_cost("mlp", "digits", "fastfood", d=64, recipe=Recipe(), budget_s=0.2)
+    cost = C.measure_step_cost("mlp", "digits", "fastfood", d=64, recipe=Recipe(), budget_s=0.2)
     times = (cost.full_step_s, cost.subspace_step_s, cost.full_eval_s, cost.subspace_eval_s)
     assert all(t is not None and math.isfinite(t) and t > 0 for t in times), cost
     assert (cost.projection, cost.d, cost.threads, cost.note) == ("fastfood", 64, 1, "")
@@ -141,7 +142,7 @@ def test_a_real_measurement_on_digits_is_positive_and_finite() -> None:
 
 
 def test_a_projection_over_its_budget_leaves_the_subspace_cost_unknown() -> None:
-    cost = P.measure_step_cost("mlp", "digits", "dense", {"max_bytes": 1000}, d=64, recipe=Recipe(),
+    cost = C.measure_step_cost("mlp", "digits", "dense", {"max_bytes": 1000}, d=64, recipe=Recipe(),
                                budget_s=0.1)
     assert cost.subspace_step_s is None and "dense at d=64 not measured" in cost.note
     assert cost.full_step_s > 0
