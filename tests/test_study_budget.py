@@ -134,7 +134,7 @@ def test_bisection_budget_rows_report_their_bracket(tmp_path: Path) -> None:
 
 
 def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path) -> None:
-    from projbench.report.study import _bound, write_figures
+    from projbench.report.study_figures import _bound, write_figures
 
     def acc(s: RunSpec, epoch: float) -> float:
         if s.projection is None:

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from projbench.cli import cli
 from projbench.executors import InlinePool
-from projbench.report.study import robustness_rows, stability_summary, write_figures
+from projbench.report.study_extra_tables import robustness_rows, stability_summary
+from projbench.report.study_figures import write_figures
 from projbench.study.driver import replay_study, run_study
 from projbench.study.spec import read_toml, resolve
 

@@ -170,7 +170,7 @@ def test_the_report_shows_scratch_and_fine_tuning_side_by_side(tmp_path: Path) -
     text = render(rows, "md")
     assert "theta0=pretrain digits[0-4]" in text and "digits[5-9]" in text
     figures = tmp_path / "figures"
-    from projbench.report.study import write_figures
+    from projbench.report.study_figures import write_figures
 
     names = {p.name for p in write_figures(rows, figures)}
     assert "d_int90_vs_theta0.png" in names

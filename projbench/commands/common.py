@@ -403,7 +403,7 @@ class RunProgress:
 def _extra_tables(outcome: Any, rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], Any]]:
     """(title, rows, columns) of the tables printed after the main one: robustness across
     variants, stability per d and its summary, and d_int90 at each evaluated budget."""
-    from projbench.report.study import (
+    from projbench.report.study_extra_tables import (
         ROBUSTNESS_COLUMNS,
         STABILITY_COLUMNS,
         STABILITY_SUMMARY_COLUMNS,
@@ -433,7 +433,7 @@ def _extra_tables(outcome: Any, rows: list[dict[str, Any]]) -> list[tuple[str, l
 
 
 def _study_figures(outcome: Any, rows: list[dict[str, Any]], figures: Path) -> list[Path]:
-    from projbench.report.study import stability_figure, write_figures
+    from projbench.report.study_figures import stability_figure, write_figures
     from projbench.study.budget import budget_figure, budget_rows
 
     paths = write_figures(rows, figures)

@@ -2,7 +2,8 @@
 
 :mod:`~projbench.study.spec` (TOML → resolved spec), :mod:`~projbench.study.engine` (runs on a
 task pool, searches), :mod:`~projbench.study.store` (the resumable study folder),
-:mod:`~projbench.report.study` (tables and figures) and :func:`run_study` tying them together.
+:mod:`~projbench.report.study` and :mod:`~projbench.report.study_extra_tables` (tables),
+:mod:`~projbench.report.study_figures` (figures) and :func:`run_study` tying them together.
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def budget_figure(rows: list[dict[str, Any]], out_dir: Any) -> list[Any]:
     import matplotlib.pyplot as plt
 
     from projbench.report.figures import save_figure
-    from projbench.report.study import _slug
+    from projbench.report.study_figures import slug
 
     paths = []
     out = Path(out_dir)
@@ -219,7 +219,7 @@ def budget_figure(rows: list[dict[str, Any]], out_dir: Any) -> list[Any]:
         ax.set_ylabel("d_int90 (mean, min–max over seeds)")
         ax.set_title(f"d_int90 against training budget — {arch}/{ds}")
         ax.legend(fontsize=8)
-        paths.append(save_figure(fig, out / f"d_int90_vs_budget_{_slug(arch)}_{_slug(ds)}.png"))
+        paths.append(save_figure(fig, out / f"d_int90_vs_budget_{slug(arch)}_{slug(ds)}.png"))
         plt.close(fig)
     return paths
 
