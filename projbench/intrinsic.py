@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from projbench.search import DEFAULT_GRID
-from projbench.study.spec import StudySpec, resolve
+from projbench.study.spec import StudySpec
+from projbench.study.spec_resolve import resolve
 from projbench.training import Recipe
 from projbench.training_runs import RunSpec, execute_run
 

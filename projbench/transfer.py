@@ -253,7 +253,7 @@ def _resolve_pretrain(
     value: Mapping[str, Any], where: str, *, dataset: str, recipe: Mapping[str, Any],
     run: Mapping[str, Any],
 ) -> dict[str, Any]:
-    from projbench.study.spec import RECIPE_KEYS, RUN_FIELDS, Field, check_field
+    from projbench.study.spec_fields import RECIPE_KEYS, RUN_FIELDS, Field, check_field
 
     source_ds = value.get("dataset", dataset)
     check_field(f"{where}theta0 ", "dataset", source_ds, Field("name"))

@@ -97,7 +97,7 @@ def test_a_study_in_progress_reads_from_a_copy(tmp_path: Path, name: str) -> Non
 def test_a_committed_study_resumed_with_its_preset_trains_nothing(tmp_path: Path, name: str) -> None:
     from projbench.executors import InlinePool
     from projbench.study.driver import run_study
-    from projbench.study.spec import load_spec
+    from projbench.study.spec_files import load_spec
 
     def must_not_train(spec: Any, data_dir: str | None) -> dict[str, Any]:
         raise AssertionError(f"run {spec.run_id} of a committed study was trained again")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from projbench.study.driver import run_study
-from projbench.study.spec import load_spec
+from projbench.study.spec_files import load_spec
 from projbench.study.store import read_study
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"

@@ -79,7 +79,7 @@ def test_compare_command_gates_on_a_d_int90_that_moved(tmp_path: Path) -> None:
 
     from projbench.executors import InlinePool
     from projbench.study.driver import run_study
-    from projbench.study.spec import resolve
+    from projbench.study.spec_resolve import resolve
     from projbench.training_runs import RunSpec
 
     def runs(step: int):

@@ -12,7 +12,7 @@ from projbench.executors import InlinePool
 from projbench.search import Crossing, bracket_interval
 from projbench.study.budget import budget_rows, converged
 from projbench.study.driver import replay_study, run_study
-from projbench.study.spec import resolve
+from projbench.study.spec_resolve import resolve
 from projbench.training_runs import RunSpec
 
 EPOCHS = (1, 2, 5, 10)

@@ -105,7 +105,7 @@ def test_smoke_on_a_real_local_ray_gives_identical_values(smoke_inline: Path, tm
     ray = pytest.importorskip("ray")
     from projbench.executors import RayPool
     from projbench.study.driver import run_study
-    from projbench.study.spec import load_spec
+    from projbench.study.spec_files import load_spec
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -17,7 +17,7 @@ from projbench.errors import InvalidArgumentError
 from projbench.study import plan as P
 from projbench.study import step_cost as C
 from projbench.study.engine import StudyEngine
-from projbench.study.spec import resolve
+from projbench.study.spec_resolve import resolve
 from projbench.training import Recipe
 
 

@@ -14,7 +14,8 @@ from projbench.executors import InlinePool
 from projbench.report.study_extra_tables import robustness_rows, stability_summary
 from projbench.report.study_figures import write_figures
 from projbench.study.driver import replay_study, run_study
-from projbench.study.spec import read_toml, resolve
+from projbench.study.spec_files import read_toml
+from projbench.study.spec_resolve import resolve
 
 
 def smoke_sized(preset: str, arch: str = "mlp") -> Any:
@@ -111,7 +112,7 @@ def test_bytes_to_ship_column(tmp_path: Path) -> None:
                                     "cpu-budget", "li2018", "all-architectures", "fastfood-variants",
                                     "kronecker-mnist"])
 def test_every_preset_resolves(preset: str) -> None:
-    from projbench.study.spec import load_spec
+    from projbench.study.spec_files import load_spec
 
     spec = load_spec(preset)
     assert spec.description and spec.pairs and spec.run_count()
@@ -123,7 +124,7 @@ def test_kronecker_mnist_preset_is_cpu_budget_on_mnist() -> None:
     cpu-budget runs; it plans without training anything."""
     from projbench.study.engine import StudyEngine
     from projbench.study.plan import pair_run_groups, run_totals
-    from projbench.study.spec import load_spec
+    from projbench.study.spec_files import load_spec
     from projbench.study.store import read_study
 
     spec, budget = load_spec("kronecker-mnist"), load_spec("cpu-budget")

@@ -17,7 +17,8 @@ from projbench.datasets import select_classes
 from projbench.errors import InvalidArgumentError
 from projbench.executors import InlinePool
 from projbench.study.driver import replay_study, run_study
-from projbench.study.spec import load_spec, resolve
+from projbench.study.spec_files import load_spec
+from projbench.study.spec_resolve import resolve
 from projbench.training import Recipe
 from projbench.training_runs import RunSpec, build_model, execute_run
 from projbench.transfer import Theta0, classifier_head, load_state
@@ -243,7 +244,7 @@ def test_bad_values_are_one_line_before_any_folder(
 
 def test_a_stored_spec_with_a_theta0_reads_back_and_resumes_as_the_same_study(tmp_path: Path) -> None:
     from projbench.study.driver import spec_from_stored
-    from projbench.study.spec import check_stored_spec, spec_differences
+    from projbench.study.spec_files import check_stored_spec, spec_differences
 
     data = _study(axes={"scaling": ["none", "said"]})
     data["pairs"][0]["theta0"] = PRETRAIN

@@ -28,7 +28,7 @@ def _list_presets() -> None:
     from rich.table import Table
 
     from projbench.report.run_files import stderr_console
-    from projbench.study.spec import load_spec, preset_names
+    from projbench.study.spec_files import load_spec, preset_names
 
     table = Table(title="study presets", title_justify="left")
     for h in ("preset", "pairs", "projections", "seeds", "runs (est.)", "description"):
@@ -127,7 +127,7 @@ def study(
     from projbench.cliutils import resolve_device
     from projbench.report.run_files import stderr_console
     from projbench.study.driver import run_study
-    from projbench.study.spec import load_spec
+    from projbench.study.spec_files import load_spec
 
     if list_presets:
         _list_presets()
@@ -354,7 +354,7 @@ def report_studies(
 ) -> list[Path]:
     """Replay each study folder's table (nothing is trained) and draw its figures."""
     from projbench.study.driver import replay_study
-    from projbench.study.spec import check_stored_spec
+    from projbench.study.spec_files import check_stored_spec
     from projbench.study.store import read_study
 
     paths: list[Path] = []

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from projbench.study.engine import StudyEngine
-from projbench.study.spec import StudySpec, resolve
+from projbench.study.spec import StudySpec
+from projbench.study.spec_resolve import resolve
 from projbench.study.store import StudyFile, StudyMismatchError, StudyStore, read_study
 from projbench.training_runs import RunSpec, execute_run
 
@@ -173,7 +174,7 @@ def replay_study(folder: str | os.PathLike[str]) -> tuple[StudyOutcome, Any]:
 def _current_notes(name: str, stored: str) -> str:
     """The notes of preset ``name`` as shipped now (notes explain a budget and may be corrected
     after a study ran; they are not part of its identity), else the stored notes."""
-    from projbench.study.spec import preset_names, read_toml
+    from projbench.study.spec_files import preset_names, read_toml
 
     if name not in preset_names():
         return stored

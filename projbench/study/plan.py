@@ -171,7 +171,7 @@ class RunGroup:
 
 
 def _variant_recipe(pair_recipe: Mapping[str, Any], variant: Mapping[str, Any]) -> Recipe:
-    from projbench.study.spec import NON_RECIPE_AXES
+    from projbench.study.spec_fields import NON_RECIPE_AXES
 
     return Recipe(**{**pair_recipe, **{k: v for k, v in variant.items() if k not in NON_RECIPE_AXES}})
 

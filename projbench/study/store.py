@@ -51,7 +51,7 @@ from projbench.jsonl import (
     write_failure,
 )
 from projbench.locking import FileLock
-from projbench.study.spec import spec_differences
+from projbench.study.spec_files import spec_differences
 
 SCHEMA = 1
 FILE_NAME = "study.jsonl"
