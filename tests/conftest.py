@@ -1,11 +1,13 @@
 """Shared test configuration: hypothesis profiles, data path, a fresh plugin manager, fake
-third-party distributions and a folder for them, a click runner, a deadline for blocking calls."""
+third-party distributions and a folder for them, a click runner, the command line run in-process,
+a deadline for blocking calls."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -83,6 +85,26 @@ def plugin_dir(tmp_path, monkeypatch, fresh_manager):
 def runner() -> CliRunner:
     """A click test runner for the ``projbench`` command group."""
     return CliRunner()
+
+
+def _cli_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``projbench ARGS`` run in this process, answered as a finished subprocess would be.
+
+    For checks that stop before any work (a refused value, a missing file): the same group, the
+    same error wrapper and exit status, without paying a new interpreter and the torch import. An
+    exception that escaped the wrapper (a traceback in a real process) is raised here."""
+    from projbench.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), env=env, prog_name="projbench")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli_in_process() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cli_in_process(*args, env=None)``: the command line in-process, as a CompletedProcess."""
+    return _cli_in_process
 
 
 @contextlib.contextmanager

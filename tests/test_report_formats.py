@@ -1,5 +1,6 @@
 """`projbench report --format`: the same formats for run files and study folders, data alone on
-stdout, one self-contained HTML page, and study tables that fit a terminal."""
+stdout, one self-contained HTML page, and study tables that fit a terminal. One check runs the
+command in a real subprocess (stdout and stderr as file descriptors); the rest run it in-process."""
 
 from __future__ import annotations
 
@@ -11,17 +12,28 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-def report(*args: str, width: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **({"COLUMNS": str(width)} if width else {})}
+def report_subprocess(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "projbench.cli", "report", *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+
+
+@pytest.fixture
+def report(cli_in_process: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., Any]:
+    """``report(*args, width=None)``: ``projbench report ARGS`` in-process, COLUMNS=width."""
+
+    def run(*args: str, width: int | None = None) -> subprocess.CompletedProcess[str]:
+        return cli_in_process("report", *args, env={"COLUMNS": str(width)} if width else None)
+
+    return run
 
 
 @pytest.fixture
@@ -39,14 +51,14 @@ def run_file(tmp_path: Path) -> Path:
 
 
 def test_csv_of_a_run_file_is_csv_alone_on_stdout(run_file: Path) -> None:
-    proc = report(str(run_file), "--format", "csv")
+    proc = report_subprocess(str(run_file), "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert len(rows) == 61 and {"suite", "projection", "status"} <= set(rows[0])
     assert ".png" not in proc.stdout and ".png" in proc.stderr  # figure paths go to stderr
 
 
-def test_csv_and_json_of_a_study_are_data_alone(study: Path) -> None:
+def test_csv_and_json_of_a_study_are_data_alone(study: Path, report: Callable[..., Any]) -> None:
     proc = report(str(study), "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert proc.returncode == 0 and len(rows) == 9 and rows[0]["d_int90_lo"]
@@ -55,7 +67,7 @@ def test_csv_and_json_of_a_study_are_data_alone(study: Path) -> None:
     assert len(data) == 9 and data[0]["architecture"] == "fc"
 
 
-def test_html_is_one_self_contained_page(study: Path, run_file: Path) -> None:
+def test_html_is_one_self_contained_page(study: Path, run_file: Path, report: Callable[..., Any]) -> None:
     for target in (study, run_file):
         page = report(str(target), "--format", "html").stdout
         assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
@@ -65,7 +77,9 @@ def test_html_is_one_self_contained_page(study: Path, run_file: Path) -> None:
     assert '"name": "cpu-budget"' in page and '"torch"' in page and "<table>" in page
 
 
-def test_study_table_fits_a_terminal_and_never_splits_numbers(study: Path) -> None:
+def test_study_table_fits_a_terminal_and_never_splits_numbers(
+    study: Path, report: Callable[..., Any]
+) -> None:
     ref = RESULTS / "li2018-reference.csv"
     proc = report(str(study), "--no-figures", "--reference", str(ref), width=130)
     assert "944 [683, 1,043] (n=2)" in proc.stderr  # the interval on one line

@@ -1,7 +1,9 @@
 """`projbench study` checks everything before it makes the study folder: every spec value's type
 and range, the projections' contract checks, the data, the Ray cluster and the --out folder.
 A mistake is one line (no traceback) with a non-zero exit, and no folder is left behind that a
-corrected spec would be refused as "a different study". Each through the CLI in a subprocess."""
+corrected spec would be refused as "a different study". Refusals that stop before any work run the
+command line in-process (``cli_in_process``); whatever starts workers, plugins or a study runs it
+in a real subprocess."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,15 +55,20 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def refuse(tmp_path: Path, text: str | bytes, *extra: str) -> str:
-    """Run the study ``text`` into tmp_path/out; assert it is refused in one line and made no
-    folder; return the line."""
-    spec = tmp_path / "study.toml"
-    spec.write_bytes(text if isinstance(text, bytes) else text.encode())
-    out = tmp_path / "out"
-    line = one_line_error(cli("study", str(spec), "--out", str(out), "--no-figures", *extra))
-    assert not out.exists(), line
-    return line
+@pytest.fixture
+def refuse(tmp_path: Path, cli_in_process: Callable[..., Any]) -> Callable[..., str]:
+    """``refuse(text, *extra)``: run the study ``text`` into tmp_path/out; assert it is refused
+    in one line and made no folder; return the line."""
+
+    def refused(text: str | bytes, *extra: str) -> str:
+        spec = tmp_path / "study.toml"
+        spec.write_bytes(text if isinstance(text, bytes) else text.encode())
+        out = tmp_path / "out"
+        line = one_line_error(cli_in_process("study", str(spec), "--out", str(out), "--no-figures", *extra))
+        assert not out.exists(), line
+        return line
+
+    return refused
 
 
 CUDA = subprocess.run(
@@ -94,34 +103,38 @@ BAD_SPECS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_SPECS))
-def test_a_bad_spec_value_is_refused_in_one_line_before_any_folder(tmp_path: Path, case: str) -> None:
+def test_a_bad_spec_value_is_refused_in_one_line_before_any_folder(
+    case: str, refuse: Callable[..., str]
+) -> None:
     text, words = BAD_SPECS[case]
-    line = refuse(tmp_path, text)
+    line = refuse(text)
     assert line.startswith("Error: ") and all(w in line for w in words), line
 
 
 @pytest.mark.skipif(CUDA, reason="CUDA is available here")
-def test_cuda_without_cuda_is_refused_in_one_line(tmp_path: Path) -> None:
-    assert "CUDA is not available" in refuse(tmp_path, spec_text(run='device = "cuda"'))
+def test_cuda_without_cuda_is_refused_in_one_line(refuse: Callable[..., str]) -> None:
+    assert "CUDA is not available" in refuse(spec_text(run='device = "cuda"'))
 
 
-def test_a_study_file_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_a_study_file_that_is_not_utf8_is_refused_in_one_line(refuse: Callable[..., str]) -> None:
     text = spec_text(top='description = "caf\xe9"').encode("latin-1")
-    assert "not UTF-8" in refuse(tmp_path, text)
+    assert "not UTF-8" in refuse(text)
 
 
 @pytest.mark.parametrize(
     ("option", "value"), [("--threads", "100000"), ("--seeds", "100000000000")]
 )
 def test_out_of_range_command_line_overrides_are_refused_in_one_line(
-    tmp_path: Path, option: str, value: str
+    option: str, value: str, refuse: Callable[..., str]
 ) -> None:
-    line = refuse(tmp_path, spec_text(), option, value)
+    line = refuse(spec_text(), option, value)
     assert option in line and value in line
 
 
-def test_after_a_refusal_the_corrected_spec_runs_in_the_same_folder(tmp_path: Path) -> None:
-    refuse(tmp_path, spec_text(run='per_layer = "false"'))
+def test_after_a_refusal_the_corrected_spec_runs_in_the_same_folder(
+    tmp_path: Path, refuse: Callable[..., str]
+) -> None:
+    refuse(spec_text(run='per_layer = "false"'))
     spec = tmp_path / "study.toml"
     spec.write_text(spec_text(run="per_layer = false"))
     proc = cli("study", str(spec), "--out", str(tmp_path / "out"), "--no-figures")
@@ -197,18 +210,18 @@ def test_intrinsic_dim_refuses_a_projection_that_fails_the_contract_checks(
 # ------------------------------------------------------------------------------------------
 # data, cluster, folders
 # ------------------------------------------------------------------------------------------
-def test_missing_data_is_one_line_and_makes_no_folder(tmp_path: Path) -> None:
+def test_missing_data_is_one_line_and_makes_no_folder(tmp_path: Path, refuse: Callable[..., str]) -> None:
     empty = tmp_path / "no-data"
     empty.mkdir()
     text = spec_text().replace('"mlp"', '"fc"').replace('"digits"', '"mnist"')
-    line = refuse(tmp_path, text, "--data-dir", str(empty))
+    line = refuse(text, "--data-dir", str(empty))
     assert "'mnist'" in line and "not found" in line
 
 
-def test_an_unreachable_ray_cluster_is_one_line_after_the_timeout(tmp_path: Path) -> None:
+def test_an_unreachable_ray_cluster_is_one_line_after_the_timeout(refuse: Callable[..., str]) -> None:
     pytest.importorskip("ray")
     ray = ("--executor", "ray", "--address", "127.0.0.1:1", "--ray-timeout", "2")
-    line = refuse(tmp_path, spec_text(), *ray)
+    line = refuse(spec_text(), *ray)
     assert "no Ray cluster answers at 127.0.0.1:1 within 2 s" in line
 
 
