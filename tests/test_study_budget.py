@@ -62,6 +62,7 @@ def test_budget_table_is_exact_on_a_grid(tmp_path: Path) -> None:
     out = run_study(spec(), tmp_path / "g", pool=InlinePool(), run_fn=CurveRuns(grid_acc))
     rows = {r["epochs"]: r for r in budget_rows(out.engine)}
     assert sorted(rows) == list(EPOCHS)
+    assert all(type(e) is int for e in rows)  # whole epochs print as 1, 2, 100, not 1.000
     for e in EPOCHS:
         assert rows[e]["d_int90_mean"] == threshold_d(e) and rows[e]["reached"] == 2
     assert out.rows[0]["d_int90_mean"] == 50  # the final budget is the table's value

@@ -139,7 +139,7 @@ def budget_rows(engine: Any) -> list[dict[str, Any]]:
                     "dataset": pair.task,
                     "variant": group.variant_label,
                     "projection": label,
-                    "epochs": epoch,
+                    "epochs": int(epoch) if float(epoch).is_integer() else epoch,
                     "seeds": len(found),
                     "reached": len(ds),
                     "d_int90_mean": statistics.fmean(ds) if ds else None,
