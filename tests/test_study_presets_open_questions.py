@@ -108,14 +108,35 @@ def test_bytes_to_ship_column(tmp_path: Path) -> None:
         assert r["bytes_to_ship"] >= 4 * r["d_int90_mean"]  # at least θ_d in float32
 
 
-@pytest.mark.parametrize("preset", ["robustness-mnist", "direct-vs-subspace", "burn-in", "fastjl-stability",
-                                    "cpu-budget", "li2018", "all-architectures", "fastfood-variants",
-                                    "kronecker-mnist"])
-def test_every_preset_resolves(preset: str) -> None:
+def test_every_preset_resolves() -> None:
+    from projbench.study.spec_files import load_spec, preset_names
+
+    names = preset_names()
+    assert {"robustness-mnist", "robustness-converged", "li2018-mnist", "smoke"} <= set(names)
+    for preset in names:
+        spec = load_spec(preset)
+        assert spec.description and spec.pairs and spec.run_count(), preset
+
+
+def test_robustness_converged_is_the_lr_axis_of_robustness_mnist_at_li2018_recipe() -> None:
+    """Only the budget differs from robustness-mnist's lr axis: its projection, seeds and search,
+    FC on MNIST, at li2018-mnist's recipe (100 epochs, full training set) with lr as the axis."""
     from projbench.study.spec_files import load_spec
 
-    spec = load_spec(preset)
-    assert spec.description and spec.pairs and spec.run_count()
+    converged, short = load_spec("robustness-converged"), load_spec("robustness-mnist")
+    li = load_spec("li2018-mnist")
+    assert converged.axes == {"lr": short.axes["lr"]}
+    assert converged.seeds == short.seeds and [p.label for p in converged.projections] == ["fastjl"]
+    (pair,) = converged.pairs
+    fc_short = next(p for p in short.pairs if p.architecture == "fc")
+    fc_li = next(p for p in li.pairs if p.architecture == "fc")
+    assert (pair.architecture, pair.dataset) == ("fc", "mnist")
+    assert pair.search == fc_short.search
+    def without_lr(recipe: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in recipe.items() if k != "lr"}
+
+    assert without_lr(pair.recipe) == without_lr(fc_li.recipe)
+    assert pair.run["train_subset"] is None and fc_short.run["train_subset"] == 10000
 
 
 def test_kronecker_mnist_preset_is_cpu_budget_on_mnist() -> None:
