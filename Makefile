@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_projections
 	$(PY) -m benchmarks.bench_subspace
 	$(PY) -m benchmarks.bench_study
+	$(PY) -m benchmarks.bench_epoch
 
 ## make gpu-check: on a machine with CUDA, the GPU tests and the CUDA ratios (fastfood/fastjl
 ## backward ÷ forward up to D = 2^24, subspace steps) into results/*_cuda_gpu.*
