@@ -4,7 +4,10 @@
 keyword arguments, and :func:`find_intrinsic_dim` runs it on any task pool (inline by default)
 into a study folder (resumable) or in memory. Definitions — local/global baseline, the target,
 the search and the interpolated crossing — are in :mod:`projbench.study.engine` and
-:mod:`projbench.search`; the training runs in :mod:`projbench.training_runs`.
+:mod:`projbench.search`; the training runs in :mod:`projbench.training_runs`. The defaults
+``projbench intrinsic-dim`` adds (search clipped to D, recipe, folder name) are in
+:mod:`projbench.intrinsic_defaults`, the probe that explains a missed target in
+:mod:`projbench.intrinsic_probe`.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 import projbench
 from projbench.architectures import ModelOrigin, origin_of
 from projbench.cli import cli
-from projbench.commands.intrinsic import clip_search, default_epochs, unreached_message
 from projbench.errors import InvalidArgumentError
+from projbench.intrinsic_defaults import clip_search, default_epochs
+from projbench.intrinsic_probe import unreached_message
 from projbench.study.store import read_study
 from projbench.subspace import SubspaceModel
 from projbench.training import Recipe

@@ -187,7 +187,7 @@ def test_a_signal_stops_intrinsic_dim_in_one_line_and_the_same_command_resumes_i
 
 def test_pool_workers_start_with_the_terminal_signals_blocked() -> None:
     # in a fresh interpreter: multiprocessing's helper processes are not running yet
-    code = ("import signal; from projbench.commands.common import make_pool_from; "
+    code = ("import signal; from projbench.commands.pools import make_pool_from; "
             "pool = make_pool_from('local', 2, None, 1.0, 0.0); "
             "mask = pool.submit(signal.pthread_sigmask, signal.SIG_BLOCK, []).result(); "
             "print(sorted(int(s) for s in mask)); "

@@ -33,7 +33,7 @@ def report_command(paths: tuple[str, ...], fig_dir: str | None, no_figures: bool
     A study folder (`projbench study … --out DIR`) gets the d_int90 table and figures; other
     results files get one table per suite. Every format works for both.
     """
-    from projbench.commands.study import report_studies, split_study_paths
+    from projbench.commands.study_output import report_studies, split_study_paths
     from projbench.report.run_files import stderr_console
 
     console = stderr_console()

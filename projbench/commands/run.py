@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 
 from projbench.cliutils import parse_options, resolve_device, split_names
-from projbench.commands.common import check_fwht_backend, data_dir_option, fwht_backend_option
+from projbench.commands.options import check_fwht_backend, data_dir_option, fwht_backend_option
 from projbench.manager import get_registry
 
 
