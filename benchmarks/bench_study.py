@@ -26,7 +26,8 @@ from benchmarks import machine_info, machine_line, md_table, write_results
 
 
 def _one(kind: str, preset: str, folder: Path) -> dict[str, Any]:
-    from projbench.executors import InlinePool, ProcessPool, RayPool
+    from projbench.executors import InlinePool, ProcessPool
+    from projbench.ray_pool import RayPool
     from projbench.study.driver import run_study
     from projbench.study.spec_files import load_spec
 

@@ -27,7 +27,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from projbench.errors import InvalidArgumentError, ProjbenchError
-from projbench.executors import EXECUTORS, InlinePool, ProcessPool, RayPool, TaskPool, describe_exit, one_line
+from projbench.executors import EXECUTORS, InlinePool, ProcessPool, TaskPool, describe_exit, one_line
+from projbench.ray_pool import RayPool
 from projbench.suites import Case, RunSettings
 
 

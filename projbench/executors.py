@@ -8,21 +8,19 @@ on the futures (``concurrent.futures.wait``) and decides what to submit next, so
 * :class:`InlinePool` (``--jobs 1``, the default) runs each task in the calling process at
   submission: no start-up cost, the easiest to debug. Whoever submits decides the pace: the
   case executor below submits one case at a time, so each result is kept before the next runs.
-* :class:`ProcessPool` (``--jobs N``) — N spawned worker processes (each imports torch and the
-  plugins once, about 2 s). Workers die with the driver: each asks the kernel for SIGKILL when
-  its parent exits (``prctl(PR_SET_PDEATHSIG)`` on Linux) and also watches its parent pid, so a
-  ``kill -9`` of the driver leaves no orphans. A worker killed under a task breaks the pool:
-  the futures of that moment raise ``BrokenProcessPool`` and :meth:`ProcessPool.restart` starts
-  a fresh pool — the study engine then resubmits the lost tasks. A killed fork server takes
-  every worker with it (they die with their parent); the pool recovers the same way — a new
-  fork server starts with the next worker, with a one-line :class:`WorkersRestartedWarning` —
-  up to :data:`MAX_SERVER_RESTARTS` times, then :class:`WorkersLostError` ends the command in
-  one line (what finished is recorded, so the same command continues). :meth:`ProcessPool.terminate`
-  stops the workers with SIGTERM, then SIGKILL after :data:`TERMINATE_GRACE_S`.
-* :class:`RayPool` (``--executor ray``) — the same functions as Ray tasks
-  (``pip install 'projbench[ray]'``), with per-task ``num_cpus`` and ``num_gpus`` (0.25 lets four
-  runs share a GPU) and Ray's retries; ``address`` joins a running cluster, None starts a local
-  one (``ray.init(num_cpus=jobs)``) that ends with the driver.
+* :class:`ProcessPool` (``--jobs N``) — N worker processes forked from a fork server that has
+  imported torch and the plugins once (:func:`worker_context`). Workers die with the driver:
+  each asks the kernel for SIGKILL when its parent exits (``prctl(PR_SET_PDEATHSIG)`` on Linux)
+  and watches its parent pid, so a ``kill -9`` of the driver leaves no orphans. A worker killed
+  under a task breaks the pool (those futures raise ``BrokenProcessPool``);
+  :meth:`ProcessPool.restart` starts a fresh one and the study engine resubmits the lost tasks.
+  A killed fork server takes every worker with it; a new one starts with the next worker (a
+  :class:`WorkersRestartedWarning`) up to :data:`MAX_SERVER_RESTARTS` times, then
+  :class:`WorkersLostError` ends the command in one line (what finished is recorded).
+  :meth:`ProcessPool.terminate` stops the workers: SIGTERM, SIGKILL after :data:`TERMINATE_GRACE_S`.
+* :class:`~projbench.ray_pool.RayPool` (``--executor ray``) — the same functions as Ray tasks,
+  with per-task CPUs and GPUs: :mod:`projbench.ray_pool` (``ray`` is imported only when
+  :func:`make_pool` makes one).
 
 :func:`projbench.training_runs.execute_run` runs one training run in a worker; the cases of
 ``projbench run`` go through :mod:`projbench.case_executor`, on top of the same pools.
@@ -48,9 +46,6 @@ from projbench.errors import InvalidArgumentError, ProjbenchError
 EXECUTORS = ("local", "ray")
 
 
-# ------------------------------------------------------------------------------------------
-# task pools
-# ------------------------------------------------------------------------------------------
 class TaskPool(Protocol):
     """Runs ``fn(*args)`` somewhere and hands back a future of its return value."""
 
@@ -424,104 +419,21 @@ class ProcessPool:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _ray_task(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` as a task of a Ray worker process: that process's settings first, then ``fn``."""
-
-    def task(*args: Any) -> Any:
-        worker_process_settings()
-        return fn(*args)
-
-    task.__name__ = getattr(fn, "__name__", "task")
-    task.__qualname__ = task.__name__
-    return task
-
-
-class RayPool:
-    """Ray tasks with per-task resources; see the module docstring."""
-
-    name = "ray"
-
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        jobs: int | None = None,
-        cpus_per_task: float = 1.0,
-        gpus_per_task: float = 0.0,
-        max_retries: int = 2,
-    ) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise InvalidArgumentError(
-                "the ray executor needs Ray: pip install 'projbench[ray]' (or use --executor local)"
-            ) from None
-        if cpus_per_task < 0 or gpus_per_task < 0:
-            raise InvalidArgumentError("--cpus-per-task and --gpus-per-task must be >= 0")
-        self._ray = ray
-        self._owns = False
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {
-                "ignore_reinit_error": True,
-                "include_dashboard": False,
-                "log_to_driver": False,
-            }
-            if address is None and jobs is not None:
-                kwargs["num_cpus"] = jobs
-            ray.init(address=address, **kwargs)
-            self._owns = True
-        self.cpus_per_task = cpus_per_task
-        self.gpus_per_task = gpus_per_task
-        self.max_retries = max_retries
-        total = ray.cluster_resources()
-        by_cpu = int(total.get("CPU", 1) // cpus_per_task) if cpus_per_task else 10**6
-        by_gpu = int(total.get("GPU", 0) // gpus_per_task) if gpus_per_task else 10**6
-        if by_gpu == 0:
-            raise InvalidArgumentError(
-                f"--gpus-per-task {gpus_per_task} but the Ray cluster has {total.get('GPU', 0)} GPUs"
-            )
-        self.workers = max(1, min(by_cpu, by_gpu))
-        self._remotes: dict[Callable[..., Any], Any] = {}
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        remote = self._remotes.get(fn)
-        if remote is None:
-            remote = self._ray.remote(
-                num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=self.max_retries
-            )(_ray_task(fn))
-            self._remotes[fn] = remote
-        return remote.remote(*args).future()  # type: ignore[no-any-return]
-
-    def terminate(self) -> None:
-        """Stop at once: a local cluster this pool started ends with it."""
-        self.close()
-
-    def close(self) -> None:
-        if self._owns and self._ray.is_initialized():
-            self._ray.shutdown()
-
-
-def make_pool(
-    kind: str = "local",
-    *,
-    jobs: int = 1,
-    address: str | None = None,
-    cpus_per_task: float = 1.0,
-    gpus_per_task: float = 0.0,
-) -> TaskPool:
+def make_pool(kind: str = "local", *, jobs: int = 1, address: str | None = None,
+              cpus_per_task: float = 1.0, gpus_per_task: float = 0.0) -> TaskPool:
     """``local`` — inline for ``jobs == 1``, else a process pool; ``ray`` — a Ray cluster."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidArgumentError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if kind == "local":
         if gpus_per_task not in (0, 0.0):
             raise InvalidArgumentError(
-                "--gpus-per-task needs --executor ray (local workers share the device)"
-            )
+                "--gpus-per-task needs --executor ray (local workers share the device)")
         return InlinePool() if jobs == 1 else ProcessPool(jobs)
     if kind == "ray":
-        return RayPool(
-            address, jobs=jobs if jobs > 1 else None, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task
-        )
+        from projbench.ray_pool import RayPool
+
+        return RayPool(address, jobs=jobs if jobs > 1 else None, cpus_per_task=cpus_per_task,
+                       gpus_per_task=gpus_per_task)
     raise InvalidArgumentError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
 
 
@@ -531,7 +443,6 @@ __all__ = [
     "ChildFailure",
     "InlinePool",
     "ProcessPool",
-    "RayPool",
     "TaskPool",
     "WorkersLostError",
     "WorkersRestartedWarning",

@@ -103,7 +103,7 @@ def test_smoke_jobs_2_gives_identical_values(smoke_inline: Path, tmp_path: Path)
 @pytest.mark.slow
 def test_smoke_on_a_real_local_ray_gives_identical_values(smoke_inline: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    from projbench.executors import RayPool
+    from projbench.ray_pool import RayPool
     from projbench.study.driver import run_study
     from projbench.study.spec_files import load_spec
 
