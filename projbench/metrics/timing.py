@@ -34,6 +34,7 @@ executors, which never run two of its cases at once.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -209,6 +210,28 @@ def time_callable(
     the current number). ``min_total_s`` of the former API is accepted as ``min_run_time``.
     Returns per-call seconds; every sample is > 0.
     """
+    min_run_time = _checked_min_run_time(legacy, repeats, warmup, max_repeats, min_run_time)
+    if setup is not None:
+        for _ in range(warmup):
+            fn(setup())
+        synchronize(device)
+        take, inner = _one_call_timer(fn, setup, device), 1
+    else:
+        for _ in range(warmup):
+            fn()
+        synchronize(device)
+        block = _block_timer(fn, device, threads)
+        inner = _calibrate_inner(block, min_sample_s, max_inner)
+        take = functools.partial(block, inner)
+    samples = _take_samples(take, repeats=repeats, min_run_time=min_run_time, max_total_s=max_total_s,
+                            max_repeats=max_repeats)
+    return TimingResult(samples=samples, inner=inner, warmup=warmup)
+
+
+def _checked_min_run_time(legacy: dict[str, Any], repeats: int, warmup: int, max_repeats: int,
+                          min_run_time: float) -> float:
+    """``min_run_time`` once :func:`time_callable`'s options are checked (one line when not);
+    ``min_total_s`` of the former API, the only legacy option, replaces it."""
     unknown = set(legacy) - {"min_total_s"}
     if unknown:
         raise InvalidArgumentError(f"time_callable got unknown option(s) {sorted(unknown)}")
@@ -218,38 +241,33 @@ def time_callable(
             f"repeats={repeats}, warmup={warmup}, max_repeats={max_repeats}, min_run_time={min_run_time}"
         )
     if legacy.get("min_total_s") is not None:
-        min_run_time = float(legacy["min_total_s"])
-    clock = time.perf_counter
-    floor = min(MIN_STABLE_SAMPLES, repeats)
+        return float(legacy["min_total_s"])
+    return min_run_time
 
-    def done(n: int, start: float) -> bool:
-        elapsed = clock() - start
-        if n >= max_repeats:
-            return True
-        if max_total_s is not None and n >= floor and elapsed > max_total_s:
-            return True
-        return n >= repeats and elapsed >= min_run_time
 
-    samples: list[float] = []
-    if setup is not None:
-        for _ in range(warmup):
-            fn(setup())
+def _one_call_timer(fn: Callable[..., Any], setup: Callable[[], Any],
+                    device: torch.device | str | None) -> Callable[[], float]:
+    """One sample with ``setup``: ``fn(setup())`` with only the call timed (``time.perf_counter``,
+    ``device`` synchronised before and after it)."""
+
+    def take() -> float:
+        arg = setup()
         synchronize(device)
-        start = clock()
-        while not done(len(samples), start):
-            arg = setup()
-            synchronize(device)
-            t0 = clock()
-            fn(arg)
-            synchronize(device)
-            samples.append(max(clock() - t0, 1e-12))
-        return TimingResult(samples=samples, inner=1, warmup=warmup)
+        t0 = time.perf_counter()
+        fn(arg)
+        synchronize(device)
+        return max(time.perf_counter() - t0, 1e-12)
 
+    return take
+
+
+def _block_timer(fn: Callable[[], Any], device: torch.device | str | None,
+                 threads: int | None) -> Callable[[int], float]:
+    """``block(number)``: per-call seconds of one block of ``number`` back-to-back calls of
+    ``fn()``, a ``torch.utils.benchmark.Timer.timeit`` with ``threads`` torch threads (default:
+    the current number) and ``device`` synchronised around it."""
     from torch.utils.benchmark import Timer
 
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
     dev = torch.device(device) if device is not None else torch.device("cpu")
 
     def synced_clock() -> float:
@@ -262,19 +280,39 @@ def time_callable(
                   timer=synced_clock if dev.type != "cpu" else time.perf_counter)
 
     def block(number: int) -> float:
-        """Per-call seconds of one block of ``number`` calls (device synchronised around it)."""
         synchronize(device)
         return max(float(timer.timeit(number).raw_times[0]) / number, 1e-12)
 
+    return block
+
+
+def _calibrate_inner(block: Callable[[int], float], min_sample_s: float, max_inner: int) -> int:
+    """Calls per sample (pyperf-style): grown from 1 (at least doubled, else scaled from the
+    last block's per-call time, with 20 % to spare) until a block lasts ``min_sample_s``, at
+    most ``max_inner``."""
     inner = 1
-    first = block(1)
-    while first * inner < min_sample_s and inner < max_inner:  # calibrate the block size
-        inner = min(max_inner, max(2 * inner, int(1.2 * min_sample_s / max(first, 1e-9))))
-        first = block(inner)
-    start = clock()
-    while not done(len(samples), start):
-        samples.append(block(inner))
-    return TimingResult(samples=samples, inner=inner, warmup=warmup)
+    per_call = block(1)
+    while per_call * inner < min_sample_s and inner < max_inner:
+        inner = min(max_inner, max(2 * inner, int(1.2 * min_sample_s / max(per_call, 1e-9))))
+        per_call = block(inner)
+    return inner
+
+
+def _take_samples(take: Callable[[], float], *, repeats: int, min_run_time: float,
+                  max_total_s: float | None, max_repeats: int) -> list[float]:
+    """``take()`` (one sample: seconds per call) repeated until both ``repeats`` samples and
+    ``min_run_time`` seconds are in, or ``max_repeats`` samples are, or ``max_total_s`` seconds
+    have passed once :data:`MIN_STABLE_SAMPLES` (or ``repeats`` if fewer) samples are in."""
+    floor = min(MIN_STABLE_SAMPLES, repeats)
+    samples: list[float] = []
+    start = time.perf_counter()
+    while True:
+        n, elapsed = len(samples), time.perf_counter() - start
+        if n >= max_repeats or (max_total_s is not None and n >= floor and elapsed > max_total_s):
+            return samples
+        if n >= repeats and elapsed >= min_run_time:
+            return samples
+        samples.append(take())
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,16 +24,10 @@ if TYPE_CHECKING:
 
 def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
     """One row per (pair, variant, projection): the study table's content."""
-    from projbench.training_runs import parameter_count
-
     out = []
     for group in engine.groups:
         pair = engine.spec.pairs[group.pair]
-        try:
-            num_params: int | None = parameter_count(pair.architecture, pair.dataset,
-                                                     num_classes=pair.num_classes)
-        except ProjbenchError:  # an uninstalled architecture still gets its row
-            num_params = None
+        num_params = _parameter_count(pair)
         base_ids = {s.run_id for specs in group.baseline_specs.values() for s in specs}
         full_bytes = _state_dict_bytes(pair)
         for label in pair.projections:
@@ -44,37 +38,13 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
             run_ids = set(base_ids).union(*(c.run_ids for c in chains))
             recs = [engine.results[r] for r in run_ids if r in engine.results]
             wall = sum(float((r.get("stats") or {}).get("run_wall_s") or 0.0) for r in recs)
-            evaluated: dict[int, list[float]] = {}
-            for c in crossings:
-                for d, a in c.evaluated.items():
-                    evaluated.setdefault(d, []).append(a)
-            reached = [c for c in crossings if c.d is not None]
+            reached = sum(1 for c in crossings if c.d is not None)
             lo, hi = bracket_interval(crossings)
             not_converged, convergence_known = convergence_counts(recs)
             best = max((c.best_accuracy for c in crossings if c.best_accuracy is not None), default=None)
             failed = next((c.failed for c in chains if c.failed), None)
-            incomplete = sum(1 for c in chains if not c.done)
-            if failed:
-                status = "failed"
-            elif incomplete:
-                status = "incomplete"
-            elif len(reached) == len(chains):
-                status = "ok"
-            elif reached:
-                status = "partly reached"
-            else:
-                status = "not reached"
-            search = pair.search
-            hint = None
-            if status in ("not reached", "partly reached"):
-                hint = _unreached_hint(chains, search, group.target)
-            elif (
-                status == "ok"
-                and ds.minimum is not None
-                and search["method"] == "bisect"
-                and ds.minimum <= search["d_min"]
-            ):
-                hint = f"d_min {search['d_min']} already passes: lower d_min"
+            status = _row_status(chains, reached, failed)
+            hint = _row_hint(status, chains, pair.search, group.target, ds.minimum)
             out.append(
                 {
                     "architecture": pair.architecture,
@@ -89,7 +59,7 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                     "projection": label,
                     "projection_name": engine.spec.projection(label).name,
                     "seeds": len(chains),
-                    "reached": len(reached),
+                    "reached": reached,
                     "d_int90_mean": ds.mean,
                     "d_int90_std": ds.std,
                     "d_int90_min": ds.minimum,
@@ -113,13 +83,66 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                     "device_hours": wall / 3600.0,
                     "status": status,
                     "message": failed or group.failed or hint,
-                    "curve": {d: v for d, v in sorted(evaluated.items())},
-                    "threshold": search["threshold"],
+                    "curve": _accuracy_curve(crossings),
+                    "threshold": pair.search["threshold"],
                     **direct_summary(engine, group),
                     **_shipping(pair, engine.spec.projection(label), ds.mean, num_params, full_bytes, group),
                 }
             )
     return out
+
+
+def _row_status(chains: list[Any], reached: int, failed: str | None) -> str:
+    """A row's status: the first of failed (a seed's search failed), incomplete (a seed's search
+    has not finished), ok (every seed reached the target), partly reached, not reached."""
+    if failed:
+        return "failed"
+    if any(not c.done for c in chains):
+        return "incomplete"
+    if reached == len(chains):
+        return "ok"
+    return "partly reached" if reached else "not reached"
+
+
+def _row_hint(status: str, chains: list[Any], search: dict[str, Any], target: float | None,
+              d_lowest: float | None) -> str | None:
+    """What to change for a row whose search missed its target (:func:`_unreached_hint`), or
+    whose bisection passed at its lower bound already (``d_lowest``: the smallest d_int90 of the
+    seeds); None otherwise."""
+    if status in ("not reached", "partly reached"):
+        return _unreached_hint(chains, search, target)
+    bisect = search["method"] == "bisect"
+    if status == "ok" and d_lowest is not None and bisect and d_lowest <= search["d_min"]:
+        return f"d_min {search['d_min']} already passes: lower d_min"
+    return None
+
+
+def _unreached_hint(chains: list[Any], search: dict[str, Any], target: float | None) -> str:
+    """What a row whose search missed its target can change. The best accuracy seen says how
+    far off it was; whether a larger d would pass or the recipe does not train this model in a
+    subspace at all needs one run near d = D, which ``projbench intrinsic-dim`` makes (its
+    probe), so both remedies are named."""
+    bisect = search["method"] == "bisect"
+    widen = f"raise d_max above {search['d_max']}" if bisect else "extend the grid upwards"
+    missed = [c.crossing for c in chains if c.crossing is not None and c.crossing.d is None]
+    seen = [(max(cr.evaluated), cr.best_accuracy) for cr in missed
+            if cr.evaluated and cr.best_accuracy is not None]
+    if not seen or target is None:
+        return widen
+    largest = max(d for d, _ in seen)
+    best = max(a for _, a in seen)
+    return (f"best {best:.3f} < target {target:.3f} within d <= {largest:,}: {widen}, or, if a run "
+            "near d = D misses too, fix the recipe (lr, epochs)")
+
+
+def _accuracy_curve(crossings: list[Any]) -> dict[int, list[float]]:
+    """{d: the accuracy of each seed whose search evaluated d}, by increasing d."""
+    evaluated: dict[int, list[float]] = {}
+    for crossing in crossings:
+        for d, accuracy in crossing.evaluated.items():
+            evaluated.setdefault(d, []).append(accuracy)
+    return dict(sorted(evaluated.items()))
+
 
 def direct_summary(engine: StudyEngine, group: Group) -> dict[str, Any]:
     """d_direct90 — the smallest directly trained network reaching the target — and the
@@ -147,6 +170,7 @@ def direct_summary(engine: StudyEngine, group: Group) -> dict[str, Any]:
         "direct_curve": dict(sorted(curve.items())),
         "direct_complete": complete,
     }
+
 
 def stability_rows(engine: StudyEngine) -> list[dict[str, Any]]:
     """Per (pair, variant, projection, d): how many seeds diverged, loss spikes, the largest
@@ -187,6 +211,17 @@ def stability_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _parameter_count(pair: Any) -> int | None:
+    """D, the parameter count of the pair's model; None for an architecture that is not
+    installed (it still gets its row)."""
+    from projbench.training_runs import parameter_count
+
+    try:
+        return parameter_count(pair.architecture, pair.dataset, num_classes=pair.num_classes)
+    except ProjbenchError:
+        return None
 
 
 def _state_dict_bytes(pair: Any) -> int | None:
@@ -237,21 +272,3 @@ def _shipping(
 
 
 __all__ = ["direct_summary", "stability_rows", "table_rows"]
-
-
-def _unreached_hint(chains: list[Any], search: dict[str, Any], target: float | None) -> str:
-    """What a row whose search missed its target can change. The best accuracy seen says how
-    far off it was; whether a larger d would pass or the recipe does not train this model in a
-    subspace at all needs one run near d = D, which ``projbench intrinsic-dim`` makes (its
-    probe), so both remedies are named."""
-    bisect = search["method"] == "bisect"
-    widen = f"raise d_max above {search['d_max']}" if bisect else "extend the grid upwards"
-    missed = [c.crossing for c in chains if c.crossing is not None and c.crossing.d is None]
-    seen = [(max(cr.evaluated), cr.best_accuracy) for cr in missed
-            if cr.evaluated and cr.best_accuracy is not None]
-    if not seen or target is None:
-        return widen
-    largest = max(d for d, _ in seen)
-    best = max(a for _, a in seen)
-    return (f"best {best:.3f} < target {target:.3f} within d <= {largest:,}: {widen}, or, if a run "
-            "near d = D misses too, fix the recipe (lr, epochs)")
