@@ -13,7 +13,7 @@ import torch
 
 import projbench
 from projbench import export as E
-from projbench.builtin import architectures as A
+from projbench.builtin import model_parts
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.subspace import SubspaceModel, state_dict_bytes
 from projbench.subspace_file import IncompatibleSubspaceFileError, SubspaceFileError
@@ -147,7 +147,7 @@ def test_other_version_that_would_not_reproduce_is_refused(
     sm.export(path)
     _rewrite(path, lambda h: h.update(torch="1.0.0"))
     # this "torch" initialises differently (as a new version's init could): θ₀ changes
-    monkeypatch.setattr(A, "_he_normal_", lambda w, fan_in: torch.nn.init.normal_(w, 0.0, 0.5))
+    monkeypatch.setattr(model_parts, "he_normal_", lambda w, fan_in: torch.nn.init.normal_(w, 0.0, 0.5))
     pattern = r"would not reproduce.*θ₀.*torch 1\.0\.0"
     with pytest.raises(IncompatibleSubspaceFileError, match=pattern) as info:
         projbench.load_subspace(path)
