@@ -1,4 +1,4 @@
-"""``projbench study SPEC --out DIR``: the seed report's d_int90 table from one command.
+"""``projbench study SPEC --out DIR``: a d_int90 table, seeds and spread included, from one command.
 
 The command loads the spec (a preset or a TOML file) with the command line's overrides, checks
 it (:mod:`projbench.commands.study_checks`), and either prints the plan (``--dry-run``) or runs
