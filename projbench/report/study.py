@@ -127,7 +127,8 @@ def d_int90_text(row: dict[str, Any]) -> str:
     seed's first passing d (:func:`projbench.search.bracket_interval`): it covers both the
     spread over seeds and the search's resolution, so two seeds that stopped at the same d
     still show how finely that d was resolved. Rows stored without brackets fall back to
-    ``mean ± std``.
+    ``mean ± std``. Seeds without a d_int90 are told apart: "not reached" (the search ended
+    below the target) and "still searching" (a study in progress).
     """
     if row["d_int90_mean"] is None:
         if row["status"] == "failed":
@@ -136,7 +137,10 @@ def d_int90_text(row: dict[str, Any]) -> str:
             return "incomplete"
         best = row.get("best_accuracy")
         return "not reached" + (f" (best {best:.3f})" if best is not None else "")
-    note = "" if row["reached"] == row["seeds"] else f", {row['seeds'] - row['reached']} not reached"
+    searching = int(row.get("searching") or 0)  # seeds whose search has not finished
+    missed = row["seeds"] - row["reached"] - searching
+    note = f", {missed} not reached" if missed else ""
+    note += f", {searching} still searching" if searching else ""
     lo, hi = row.get("d_int90_lo"), row.get("d_int90_hi")
     if lo is not None and hi is not None:
         return f"{row['d_int90_mean']:,.0f} [{lo:,.0f}, {hi:,.0f}] (n={row['reached']}{note})"

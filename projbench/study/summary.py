@@ -60,6 +60,7 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                     "projection_name": engine.spec.projection(label).name,
                     "seeds": len(chains),
                     "reached": reached,
+                    "searching": sum(1 for c in chains if not c.done),
                     "d_int90_mean": ds.mean,
                     "d_int90_std": ds.std,
                     "d_int90_min": ds.minimum,
