@@ -3,6 +3,7 @@ flag, d_int90 at every evaluated budget, and the interval of d_int90 from the br
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from projbench.executors import InlinePool
 from projbench.search import Crossing, bracket_interval
-from projbench.study.budget import budget_rows, converged
+from projbench.study.budget import budget_rows, converged, error_bars
 from projbench.study.driver import replay_study, run_study
 from projbench.study.spec_resolve import resolve
 from projbench.training_runs import RunSpec
@@ -132,6 +133,20 @@ def test_bisection_budget_rows_report_their_bracket(tmp_path: Path) -> None:
     assert 50 <= rows[10]["d_int90_mean"] <= 55 and rows[10]["bracket_ratio_max"] <= 1.1
     assert rows[1]["d_int90_mean"] >= 1000  # a passing visited d at or above the true crossing
     assert out.rows[0]["d_int90_lo"] < 50 <= out.rows[0]["d_int90_hi"]
+
+
+def test_budget_bars_reach_down_to_the_search_bracket(tmp_path: Path) -> None:
+    """At a budget the bisection visited coarsely, the figure's bar reaches down to the true
+    crossing (1000 / 1, at epoch 1 of grid_acc's thresholds) instead of stopping at the point."""
+    out = run_study(spec("bisect", d_min=10, d_max=2000, rtol=0.1), tmp_path / "b", pool=InlinePool(),
+                    run_fn=CurveRuns(grid_acc))
+    rows = sorted(budget_rows(out.engine), key=lambda r: r["epochs"])
+    below, above = error_bars(rows)
+    for r, lo, hi in zip(rows, below, above, strict=True):
+        assert hi == r["d_int90_max"] - r["d_int90_mean"]
+        assert math.isclose(r["d_int90_mean"] - lo, r["d_int90_min"] / r["bracket_ratio_max"])
+        assert r["d_int90_mean"] - lo <= threshold_d(r["epochs"]) <= r["d_int90_mean"] + hi
+    assert below[0] > 0.5 * rows[0]["d_int90_mean"]  # epoch 1: visited only coarsely, a long bar
 
 
 def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path) -> None:
