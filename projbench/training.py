@@ -20,9 +20,10 @@ are not finite count as wrong).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -338,6 +339,102 @@ def _forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Re
     return F.cross_entropy(logits, y) + recipe.weight_decay * kernel_l2(kernels)
 
 
+@contextlib.contextmanager
+def _seeded_rngs(dev: torch.device, seed: int) -> Iterator[None]:
+    """The global CPU generator, and ``dev``'s CUDA generator on a GPU, seeded with ``seed`` for
+    the block inside a forked RNG state: dropout and other stochastic layers draw from them,
+    and the caller's RNG comes back untouched. Only what ``fork_rng`` restores is seeded
+    (``torch.manual_seed`` would reseed every CUDA device and leave them changed)."""
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        torch.random.default_generator.manual_seed(int(seed))
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                torch.cuda.manual_seed(int(seed))
+        yield
+
+
+class _TrainingLoop:
+    """One run's optimisation: the optimizer and schedule, the step counter, the status
+    (``ok`` or ``diverged`` at the first non-finite loss), the step losses, the per-epoch
+    history and the learning curve."""
+
+    def __init__(self, model: nn.Module, params: list[nn.Parameter], train_data: Data,
+                 test_data: Data | None, recipe: Recipe, dev: torch.device,
+                 progress: ProgressFn | None) -> None:
+        self.model, self.test_data, self.recipe, self.dev, self.progress = (
+            model, test_data, recipe, dev, progress)
+        self.x_all, self.y_all = train_data
+        self.n = int(self.y_all.shape[0])
+        self.steps_per_epoch = math.ceil(self.n / recipe.batch_size)
+        total = recipe.epochs * self.steps_per_epoch
+        self.total = min(total, recipe.max_steps) if recipe.max_steps is not None else total
+        self.eval_points: set[int] = (set(recipe.eval_points(self.steps_per_epoch, self.total))
+                                      if test_data is not None else set())
+        self.optimizer = _make_optimizer(params, recipe)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total)
+                          if recipe.schedule == "cosine" else None)
+        self.step, self.status = 0, "ok"
+        self.diverged_at: int | None = None
+        self.last_loss = float("nan")
+        self.step_losses: list[float] = []
+        self.history: list[dict[str, Any]] = []
+        self.curve: list[dict[str, Any]] = []
+        self.eval_s = 0.0
+
+    def evaluate_now(self) -> EvalResult:
+        """Test accuracy and loss now (eval mode, no_grad: training itself is unchanged), kept
+        as a point of the learning curve."""
+        assert self.test_data is not None
+        t0 = time.perf_counter()
+        ev = evaluate(self.model, self.test_data, self.recipe.eval_batch_size, self.dev)
+        self.eval_s += time.perf_counter() - t0
+        self.curve.append({"epoch": self.step / self.steps_per_epoch, "step": self.step,
+                           "test_accuracy": ev.accuracy, "test_loss": ev.loss})
+        return ev
+
+    def _optimisation_step(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """One step on the batch ``idx``; its loss, or None when the loss is not finite (the
+        run has diverged and nothing was updated). One sync per step (``item``) stops on NaN at once."""
+        loss = _forward_loss(self.model, self.x_all[idx], self.y_all[idx], self.recipe)
+        loss_value = loss.detach().item()
+        self.step_losses.append(loss_value)
+        if not math.isfinite(loss_value):
+            self.status, self.diverged_at, self.last_loss = "diverged", self.step, loss_value
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        self.last_loss = loss_value
+        if self.progress is not None:
+            self.progress(self.step, self.total, loss_value)
+        return loss
+
+    def run_epoch(self, epoch: int, gen: torch.Generator) -> None:
+        """Epoch ``epoch`` (0-based) over a permutation drawn from ``gen``, until the step
+        budget or a divergence; its mean training loss joins the history, and the curve gets a
+        point when the epoch ends on an evaluation step other than the last."""
+        perm = torch.randperm(self.n, generator=gen).to(self.dev)
+        batch = self.recipe.batch_size
+        epoch_loss = torch.zeros((), device=self.dev)
+        epoch_steps = 0
+        for b in range(self.steps_per_epoch):
+            if self.step >= self.total:
+                break
+            loss = self._optimisation_step(perm[b * batch:(b + 1) * batch])
+            if loss is None:
+                break
+            epoch_steps += 1
+            epoch_loss += loss.detach()
+        if epoch_steps:
+            self.history.append({"epoch": epoch + 1, "step": self.step,
+                                 "train_loss": float(epoch_loss) / epoch_steps})
+        if self.status == "ok" and self.step in self.eval_points and self.step < self.total:
+            self.evaluate_now()
+
+
 def train(
     model: nn.Module,
     train_data: Data,
@@ -366,94 +463,24 @@ def train(
         raise InvalidArgumentError(f"{type(model).__name__} has no trainable parameters")
 
     x_all, y_all = train_data
-    x_all, y_all = x_all.to(dev), y_all.to(dev)
-    n = int(y_all.shape[0])
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    total = recipe.epochs * steps_per_epoch
-    if recipe.max_steps is not None:
-        total = min(total, recipe.max_steps)
-
-    eval_points = set(recipe.eval_points(steps_per_epoch, total)) if test_data is not None else set()
-    curve: list[dict[str, Any]] = []
-    eval_s = 0.0
-
-    def evaluate_now() -> EvalResult:
-        nonlocal eval_s
-        assert test_data is not None
-        t0 = time.perf_counter()
-        ev = evaluate(model, test_data, recipe.eval_batch_size, dev)
-        eval_s += time.perf_counter() - t0
-        curve.append({"epoch": step / steps_per_epoch, "step": step,
-                      "test_accuracy": ev.accuracy, "test_loss": ev.loss})
-        return ev
-
-    optimizer = _make_optimizer(params, recipe)
-    scheduler = None
-    if recipe.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    loop = _TrainingLoop(model, params, (x_all.to(dev), y_all.to(dev)), test_data, recipe, dev, progress)
     gen = torch.Generator().manual_seed(int(seed))
-    cuda_devices = [dev.index or 0] if dev.type == "cuda" else []
-    history: list[dict[str, Any]] = []
-    status, diverged_at = "ok", None
-    step, last_loss, epoch_float = 0, float("nan"), 0.0
     start_time = time.perf_counter()
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda *a: None)
-
-    step_losses: list[float] = []
-    with torch.random.fork_rng(devices=cuda_devices):
-        # seed only what fork_rng restores: the CPU generator and this run's CUDA device
-        # (torch.manual_seed would reseed every CUDA device and leave them changed)
-        torch.random.default_generator.manual_seed(int(seed))
-        if dev.type == "cuda":
-            with torch.cuda.device(dev):
-                torch.cuda.manual_seed(int(seed))
+    with _seeded_rngs(dev, seed):
         model.train()
         for epoch in range(recipe.epochs):
-            if step >= total:
+            if loop.step >= loop.total or loop.status != "ok":
                 break
-            perm = torch.randperm(n, generator=gen).to(dev)
-            epoch_loss = torch.zeros((), device=dev)
-            epoch_steps = 0
-            for b in range(steps_per_epoch):
-                if step >= total:
-                    break
-                idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-                loss = _forward_loss(model, x_all[idx], y_all[idx], recipe)
-                loss_value = loss.detach().item()  # one sync per step: needed to stop on NaN at once
-                step_losses.append(loss_value)
-                if not math.isfinite(loss_value):
-                    status, diverged_at, last_loss = "diverged", step, loss_value
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                step += 1
-                epoch_steps += 1
-                epoch_loss += loss.detach()
-                last_loss = loss_value
-                if progress is not None:
-                    progress(step, total, loss_value)
-            epoch_float = step / steps_per_epoch
-            if epoch_steps:
-                history.append({"epoch": epoch + 1, "step": step,
-                                "train_loss": float(epoch_loss) / epoch_steps})
-            if status == "diverged":
-                break
-            if step in eval_points and step < total:
-                evaluate_now()  # eval mode and no_grad: training itself is unchanged
-    if test_data is not None:
-        ev = evaluate_now()
-        test_acc, test_loss = ev.accuracy, ev.loss
-    else:
-        test_acc, test_loss = float("nan"), float("nan")
-    sync()
+            loop.run_epoch(epoch, gen)
+    ev = loop.evaluate_now() if test_data is not None else None
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     wall = time.perf_counter() - start_time
-    train_loss = history[-1]["train_loss"] if history else last_loss
-    spikes, jump = loss_spikes(step_losses)
+    spikes, jump = loss_spikes(loop.step_losses)
     return TrainResult(
-        test_accuracy=test_acc, test_loss=test_loss, train_loss=float(train_loss), steps=step,
-        epochs=epoch_float, status=status, diverged_at_step=diverged_at, wall_s=wall, history=history,
-        loss_spikes=spikes, max_loss_jump=jump, curve=curve, eval_s=eval_s,
+        test_accuracy=ev.accuracy if ev else float("nan"), test_loss=ev.loss if ev else float("nan"),
+        train_loss=float(loop.history[-1]["train_loss"] if loop.history else loop.last_loss),
+        steps=loop.step, epochs=loop.step / loop.steps_per_epoch, status=loop.status,
+        diverged_at_step=loop.diverged_at, wall_s=wall, history=loop.history, loss_spikes=spikes,
+        max_loss_jump=jump, curve=loop.curve, eval_s=loop.eval_s,
     )
