@@ -38,7 +38,7 @@ N_TRAIN, N_TEST = 60_000, 10_000
 
 
 def _recipe() -> Any:
-    from projbench.training import Recipe
+    from projbench.recipe import Recipe
 
     return Recipe(optimizer="adam", lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-8, epochs=1, batch_size=128,
                   weight_decay_on="kernels")

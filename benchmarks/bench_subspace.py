@@ -129,7 +129,7 @@ def run_search(projections: list[str], data_dir: str | None, epochs: int, lr: fl
                seeds: int, d_max: int, device: str, out: Path) -> dict[str, Any]:
     """d_int90 of FC on MNIST (small budget) for each projection; wall time per projection."""
     from projbench.intrinsic import ModelTrainer, find_intrinsic_dim, plot_intrinsic
-    from projbench.training import recipe_for
+    from projbench.recipe import recipe_for
 
     recipe = recipe_for("fc", epochs=epochs, lr=lr)
     trainer = ModelTrainer("fc", "mnist", data_dir=data_dir, device=device, train_subset=train_subset)

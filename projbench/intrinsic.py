@@ -16,10 +16,10 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from projbench.recipe import Recipe
 from projbench.search import DEFAULT_GRID
 from projbench.study.spec import StudySpec
 from projbench.study.spec_resolve import resolve
-from projbench.training import Recipe
 from projbench.training_runs import RunSpec, execute_run
 
 

@@ -52,8 +52,8 @@ def default_recipe(
 ) -> dict[str, Any]:
     """The recipe fields given on the command line, with intrinsic-dim's defaults for lr
     (:data:`DEFAULT_LR`) and epochs (:func:`default_epochs` of the run's training-set size)."""
+    from projbench.recipe import Recipe
     from projbench.study.plan import split_sizes, subset_size
-    from projbench.training import Recipe
 
     recipe = dict(given)
     if recipe.get("lr") is None:

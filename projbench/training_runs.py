@@ -49,7 +49,7 @@ from typing import Any
 from projbench.allocator import allocator_info
 from projbench.errors import InvalidArgumentError, ProjbenchError
 from projbench.provenance import run_provenance
-from projbench.training import Recipe
+from projbench.recipe import Recipe
 from projbench.transfer import Theta0
 
 ROLES = ("baseline", "subspace", "direct", "pretrain")

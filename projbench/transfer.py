@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from projbench.errors import InvalidArgumentError
-from projbench.training import Recipe
+from projbench.recipe import Recipe
 
 if TYPE_CHECKING:
     from torch import nn

@@ -92,8 +92,8 @@ def test_cli_reports_a_bad_policy_without_a_traceback(monkeypatch: pytest.Monkey
 @needs_glibc
 def test_policy_is_recorded_where_runs_happen() -> None:
     """The run header (environment_info) and every trained run's worker say which policy ran."""
+    from projbench.recipe import Recipe
     from projbench.results import environment_info
-    from projbench.training import Recipe
     from projbench.training_runs import RunSpec, execute_run
 
     tune_cpu_allocator("retain")

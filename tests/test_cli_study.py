@@ -103,7 +103,7 @@ def test_study_list_and_errors(tmp_path: Path) -> None:
 
 
 def test_fwht_backend_is_validated_and_part_of_the_run_identity(tmp_path: Path) -> None:
-    from projbench.training import Recipe
+    from projbench.recipe import Recipe
     from projbench.training_runs import RunSpec
 
     bad = CliRunner().invoke(

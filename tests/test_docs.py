@@ -139,8 +139,8 @@ def test_every_module_is_on_the_architecture_page() -> None:
 
 
 def test_every_study_key_is_in_the_studies_page() -> None:
+    from projbench.recipe import WEIGHT_DECAY_ON
     from projbench.study.spec_fields import ACCURACY_CHOICES, RECIPE_KEYS, RUN_KEYS, SEARCH_KEYS
-    from projbench.training import WEIGHT_DECAY_ON
 
     text = _page("studies.md")
     section = text[text.index("## The study file"):text.index("## Checks before anything runs")]

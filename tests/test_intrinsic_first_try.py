@@ -18,9 +18,9 @@ from projbench.cli import cli
 from projbench.errors import InvalidArgumentError
 from projbench.intrinsic_defaults import clip_search, default_epochs
 from projbench.intrinsic_probe import unreached_message
+from projbench.recipe import Recipe
 from projbench.study.store import read_study
 from projbench.subspace import SubspaceModel
-from projbench.training import Recipe
 
 QUICK = ["--arch", "mlp", "--dataset", "digits", "--seeds", "1"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from projbench.recipe import Recipe
 from projbench.results import environment_info
-from projbench.training import Recipe
 from projbench.training_runs import RunSpec, execute_run
 
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from projbench.errors import InvalidArgumentError
-from projbench.training import Recipe, _forward_loss, _make_optimizer, kernel_l2, train
+from projbench.recipe import Recipe
+from projbench.training import _forward_loss, _make_optimizer, kernel_l2, train
 from projbench.training_runs import RunSpec
 
 

@@ -12,8 +12,9 @@ import torch
 
 import projbench
 from projbench.errors import InvalidArgumentError
+from projbench.recipe import Recipe
 from projbench.subspace import SubspaceModel
-from projbench.training import Recipe, train
+from projbench.training import train
 from projbench.training_runs import RunSpec
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"

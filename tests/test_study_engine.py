@@ -10,10 +10,10 @@ import pytest
 
 from projbench.errors import InvalidArgumentError
 from projbench.executors import InlinePool
+from projbench.recipe import Recipe
 from projbench.study.driver import replay_study, run_study
 from projbench.study.spec_resolve import resolve
 from projbench.study.store import StudyMismatchError, read_study
-from projbench.training import Recipe
 from projbench.training_runs import RunSpec
 
 STEPS = {"a": 137, "b": 4000}

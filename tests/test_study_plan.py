@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from projbench.cli import cli
 from projbench.errors import InvalidArgumentError
+from projbench.recipe import Recipe
 from projbench.study import plan as P
 from projbench.study import step_cost as C
 from projbench.study.engine import StudyEngine
 from projbench.study.spec_resolve import resolve
-from projbench.training import Recipe
 
 
 def _spec(**extra: Any) -> Any:

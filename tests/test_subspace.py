@@ -307,7 +307,8 @@ def test_cuda_matches_cpu(projection: str) -> None:
 @pytest.mark.slow
 def test_fc_mnist_fastfood_d1000_one_epoch(data_dir) -> None:
     """FC (D = 199,210) on real MNIST in a 1000-dim Fastfood subspace, one epoch: > 0.8."""
-    from projbench.training import recipe_for, train
+    from projbench.recipe import recipe_for
+    from projbench.training import train
 
     if "fastfood" not in projbench.list_plugins("projections"):
         pytest.skip("fastfood not registered")

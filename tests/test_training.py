@@ -10,14 +10,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from projbench.errors import InvalidArgumentError
-from projbench.training import (
-    LI_ET_AL_WEIGHT_DECAY,
-    Recipe,
-    default_weight_decay,
-    evaluate,
-    recipe_for,
-    train,
-)
+from projbench.recipe import LI_ET_AL_WEIGHT_DECAY, Recipe, default_weight_decay, recipe_for
+from projbench.training import evaluate, train
 
 
 def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

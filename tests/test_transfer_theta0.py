@@ -16,10 +16,10 @@ import projbench
 from projbench.datasets import select_classes
 from projbench.errors import InvalidArgumentError
 from projbench.executors import InlinePool
+from projbench.recipe import Recipe
 from projbench.study.driver import replay_study, run_study
 from projbench.study.spec_files import load_spec
 from projbench.study.spec_resolve import resolve
-from projbench.training import Recipe
 from projbench.training_runs import RunSpec, build_model, execute_run
 from projbench.transfer import Theta0, classifier_head, load_state
 

@@ -2,7 +2,7 @@
 
 For each projection and d a fresh model ``make_model(arch, dataset, seed)`` is wrapped in a
 :class:`projbench.SubspaceModel` (projection seed = run seed) and trained with the suite's
-:class:`~projbench.training.Recipe`; the case records test accuracy, test loss, final training
+:class:`~projbench.recipe.Recipe`; the case records test accuracy, test loss, final training
 loss, steps, epochs, the divergence flag (a NaN/inf loss stops the run: status ``diverged``)
 and wall time. The **baseline** — full training of the same model with the same recipe (Li et
 al.'s local baseline) — is its own case (projection ``"none"``, ``d=None``) and is also stored in
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from projbench.errors import InvalidArgumentError, ResourceLimitError
+from projbench.recipe import Recipe, default_weight_decay
 from projbench.suites import Case, CaseOutcome, RunSettings
-from projbench.training import Recipe, default_weight_decay
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -1,7 +1,7 @@
 """d_int90 at every evaluated training budget, and convergence, from a study's learning curves.
 
 Every run records test accuracy after the epochs of its recipe's ``eval_epochs``
-(:meth:`projbench.training.Recipe.eval_points`). So one study answers "what would d_int90 have
+(:meth:`projbench.recipe.Recipe.eval_points`). So one study answers "what would d_int90 have
 been after e epochs?" for each evaluated e, without training again:
 
 * the target at budget e is ``threshold`` × the baseline accuracy at epoch e (mean over

@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from projbench.recipe import Recipe
 from projbench.search import Crossing, Search, make_search
 from projbench.study.spec import StudySpec, variant_text
 from projbench.study.spec_fields import NON_RECIPE_AXES
-from projbench.training import Recipe
 from projbench.training_runs import RunSpec, execute_run
 from projbench.transfer import Theta0, resolve_theta0
 

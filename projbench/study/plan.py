@@ -13,7 +13,7 @@ or ``train_subset`` when smaller), b the batch size and N_test the test examples
 * **steps per run** — S = epochs · ⌈N / b⌉, capped at ``max_steps``; a subspace run after
   burn-in also takes ``burn_in`` full-model steps.
 * **evaluations per run** — E, the learning curve's evaluation points
-  (:meth:`projbench.training.Recipe.eval_points`), each a forward pass over ⌈N_test / b_eval⌉
+  (:meth:`projbench.recipe.Recipe.eval_points`), each a forward pass over ⌈N_test / b_eval⌉
   batches.
 * **cost** — per-step and per-evaluation times measured on the pair's device
   (:func:`projbench.study.step_cost.measure_step_cost`, with the subspace model at
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projbench.errors import InvalidArgumentError, ProjbenchError
+from projbench.recipe import Recipe
 from projbench.search import KSectionSearch
 from projbench.study.step_cost import (
     MEASURE_BUDGET_S,
@@ -43,7 +44,6 @@ from projbench.study.step_cost import (
     total_seconds,
     wall_seconds,
 )
-from projbench.training import Recipe
 
 #: (train, test) examples of the built-in datasets, used when their files are not here
 KNOWN_SPLIT_SIZES: dict[str, tuple[int, int]] = {

@@ -182,7 +182,7 @@ def _measure(data: dict[str, Any]) -> dict[str, Any]:
 
 def _check_axis_recipes(pair: PairSpec, axes: dict[str, list[Any]]) -> None:
     """Every axis value must make a valid recipe for the pair (checked once per value)."""
-    from projbench.training import Recipe
+    from projbench.recipe import Recipe
 
     for key, values in axes.items():
         if key == "theta0":
@@ -214,7 +214,7 @@ def _pair(
     i: int, raw: Any, labels: list[str], tops: tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
 ) -> PairSpec:
     """``pairs[i]`` with its settings resolved: defaults, then the top tables, then its own keys."""
-    from projbench.training import Recipe, default_weight_decay
+    from projbench.recipe import Recipe, default_weight_decay
 
     if not isinstance(raw, dict):
         raise InvalidArgumentError(

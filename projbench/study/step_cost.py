@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from projbench.errors import InvalidArgumentError, ProjbenchError
-from projbench.training import Recipe
+from projbench.recipe import Recipe
 
 if TYPE_CHECKING:
     from projbench.study.plan import RunGroup
