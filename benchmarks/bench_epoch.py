@@ -108,11 +108,11 @@ def main() -> None:
     samples: dict[str, dict[str, list[float]]] = {}
     for rep in range(args.repeats):
         for arch, d in PAIRS if rep % 2 == 0 else PAIRS[::-1]:
+            predicted = _predicted_epoch(arch, d)  # one measurement gives both kinds' unit costs
             for kind, dim in (("full", None), ("subspace", d)):
                 key = f"{arch} {kind}" + (f" fastfood d={d}" if dim else "")
                 s = samples.setdefault(key, {"epoch_s": [], "eval_s": [], "predicted_s": [], "step_ms": []})
                 wall, eval_s = _real_epoch(arch, dim, train, test)
-                predicted = _predicted_epoch(arch, d)
                 s["epoch_s"].append(wall)
                 s["eval_s"].append(eval_s)
                 s["predicted_s"].append(predicted[kind])
