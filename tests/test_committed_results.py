@@ -37,7 +37,10 @@ STUDIES = {
 }
 #: studies still being written, with their preset and the runs they held at least when listed
 #: here: read from a copy, never opened in place
-IN_PROGRESS = {"study-li2018-mnist": ("li2018-mnist", 21)}
+IN_PROGRESS = {
+    "study-li2018-mnist": ("li2018-mnist", 51),
+    "study-robustness-converged": ("robustness-converged", 0),
+}
 #: small complete studies resumed here (resuming copies the folder and replays every search)
 RESUMED = ("study-burn-in", "study-fastjl-stability")
 
