@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,6 +125,16 @@ def bracket_interval(crossings: Iterable[Crossing]) -> tuple[int | None, int | N
     return min(x for x in lows if x is not None), max(hi for _, hi in brackets if hi is not None)
 
 
+def search_bracket(passed: Mapping[int, bool]) -> tuple[int | None, int | None]:
+    """Where a search stands: (the largest failing d below the smallest passing d, that passing
+    d). The first is None while nothing below it has failed, the second while nothing has
+    passed (then the first is the largest failing d)."""
+    passing = [d for d, ok in passed.items() if ok]
+    hi = min(passing) if passing else None
+    failing = [d for d, ok in passed.items() if not ok and (hi is None or d < hi)]
+    return (max(failing) if failing else None), hi
+
+
 def crossing_from(
     evaluated: dict[int, float], passed: dict[int, bool], diverged: Iterable[int], target: float
 ) -> Crossing:
@@ -147,6 +157,7 @@ class Search(Protocol):
     """What the engine drives: rounds of d values, then one observation per d."""
 
     target: float
+    passed: dict[int, bool]  # d -> whether its run reached the target
 
     @property
     def done(self) -> bool: ...
@@ -214,14 +225,8 @@ class KSectionSearch(_SearchBase):
         return self._done
 
     def _bracket(self) -> tuple[int, int] | None:
-        passing = sorted(d for d, ok in self.passed.items() if ok)
-        if not passing:
-            return None
-        hi = passing[0]
-        failing = [d for d, ok in self.passed.items() if not ok and d < hi]
-        if not failing:
-            return None
-        return max(failing), hi
+        lo, hi = search_bracket(self.passed)
+        return (lo, hi) if lo is not None and hi is not None else None
 
     def _interior(self, lo: int, hi: int) -> list[int]:
         if hi <= lo * (1 + self.rtol) or hi - lo <= 1:
@@ -333,5 +338,6 @@ __all__ = [
     "interpolate_crossing",
     "make_search",
     "run_search",
+    "search_bracket",
     "validate_search",
 ]

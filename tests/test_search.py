@@ -17,6 +17,7 @@ from projbench.search import (
     interpolate_crossing,
     make_search,
     run_search,
+    search_bracket,
     validate_search,
 )
 
@@ -146,3 +147,20 @@ def test_spread_stats() -> None:
     one = SpreadStats.of([42])
     assert one.std is None and one.format() == "42 ± n/a (n=1)"
     assert SpreadStats.of([]).format() == "-"
+
+
+def test_search_bracket_is_where_an_unfinished_search_stands() -> None:
+    assert search_bracket({}) == (None, None)
+    assert search_bracket({10: False, 56: False}) == (56, None)  # nothing passed yet
+    assert search_bracket({10000: True}) == (None, 10000)  # nothing failed below
+    # a failure above the smallest pass (noise) does not narrow the bracket
+    assert search_bracket({10: False, 133: False, 316: True, 1000: False, 10000: True}) == (133, 316)
+
+
+def test_an_unfinished_bisection_brackets_its_true_d() -> None:
+    search = make_search("bisect", target=0.9, d_min=10, d_max=10000, rtol=0.1)
+    for _ in range(3):  # three rounds of a step at d = 250, then stop before the end
+        for d in search.propose():
+            search.observe(d, 1.0 if d >= 250 else 0.5)
+    lo, hi = search_bracket(search.passed)
+    assert lo is not None and hi is not None and lo < 250 <= hi and not search.done

@@ -33,6 +33,13 @@ def test_a_seed_still_searching_is_not_called_unreached() -> None:
     assert both.endswith("(n=2, 1 not reached, 1 still searching)")
 
 
+def test_a_row_whose_seeds_all_search_shows_where_they_stand() -> None:
+    pending = {"status": "incomplete", "reached": 0, "searching": 3, "d_int90_mean": None}
+    assert d_int90_text(row(**pending, search_lo=56, search_hi=316)) == "searching: [56, 316] so far"
+    assert d_int90_text(row(**pending, search_lo=None, search_hi=10000)) == "incomplete"
+    assert d_int90_text(row(**pending)) == "incomplete"  # rows stored before the bracket
+
+
 def test_rows_stored_before_the_searching_count_read_as_before() -> None:
     stored = row(status="partly reached", reached=2)
     del stored["searching"]
@@ -56,3 +63,28 @@ def test_a_study_cut_short_counts_its_unfinished_searches(tmp_path: Path) -> Non
     for r in searching:
         if r["d_int90_mean"] is not None:
             assert "still searching" in d_int90_text(r) and "not reached" not in d_int90_text(r)
+        if r["search_lo"] is not None:  # the unfinished searches' bracket holds every seed's end
+            assert r["search_lo"] < r["search_hi"]
+    assert all(r["search_lo"] is None and r["search_hi"] is None for r in complete.rows)
+
+
+def test_an_unfinished_study_shows_the_bracket_of_its_searches(tmp_path: Path) -> None:
+    """Cut a complete study back to each seed's first bracketing runs: a row with no finished
+    seed says where its searches stand, and the final d_int90 of every seed lies inside."""
+    folder = tmp_path / "burn-in"
+    shutil.copytree(RESULTS / "study-burn-in", folder, ignore=shutil.ignore_patterns("figures", "*.lock"))
+    complete, _ = replay_study(folder)
+    lines = (folder / "study.jsonl").read_text().splitlines(keepends=True)
+    for cut in range(len(lines) - 1, 0, -1):  # the longest prefix with a row of only searching seeds
+        (folder / "study.jsonl").write_text("".join(lines[:cut]))
+        outcome, _ = replay_study(folder)
+        pending = [r for r in outcome.rows if r["reached"] == 0 and r["search_lo"] is not None]
+        if pending:
+            break
+    else:
+        raise AssertionError("no prefix of the study leaves a row with every seed bracketed")
+    for r in pending:
+        assert d_int90_text(r) == f"searching: [{r['search_lo']:,}, {r['search_hi']:,}] so far"
+        key = ("architecture", "dataset", "variant", "projection")
+        final = next(c for c in complete.rows if all(c[k] == r[k] for k in key))
+        assert all(r["search_lo"] < d <= r["search_hi"] for d in final["per_seed"].values() if d is not None)

@@ -128,12 +128,17 @@ def d_int90_text(row: dict[str, Any]) -> str:
     spread over seeds and the search's resolution, so two seeds that stopped at the same d
     still show how finely that d was resolved. Rows stored without brackets fall back to
     ``mean ± std``. Seeds without a d_int90 are told apart: "not reached" (the search ended
-    below the target) and "still searching" (a study in progress).
+    below the target) and "still searching" (a study in progress). A row whose seeds are all
+    still searching shows where they stand together, ``searching: [lo, hi] so far`` (the
+    smallest failing and the largest passing d that bracket them), once each has both.
     """
     if row["d_int90_mean"] is None:
         if row["status"] == "failed":
             return "failed"
         if row["status"] == "incomplete":
+            lo, hi = row.get("search_lo"), row.get("search_hi")
+            if lo is not None and hi is not None:
+                return f"searching: [{lo:,}, {hi:,}] so far"
             return "incomplete"
         best = row.get("best_accuracy")
         return "not reached" + (f" (best {best:.3f})" if best is not None else "")

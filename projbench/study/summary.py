@@ -14,7 +14,7 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from projbench.errors import ProjbenchError
-from projbench.search import SpreadStats, bracket_interval
+from projbench.search import SpreadStats, bracket_interval, search_bracket
 from projbench.study.budget import convergence_counts
 from projbench.study.spec import axis_value_text
 
@@ -61,6 +61,7 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                     "seeds": len(chains),
                     "reached": reached,
                     "searching": sum(1 for c in chains if not c.done),
+                    **_searching_bracket(chains),
                     "d_int90_mean": ds.mean,
                     "d_int90_std": ds.std,
                     "d_int90_min": ds.minimum,
@@ -91,6 +92,19 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _searching_bracket(chains: list[Any]) -> dict[str, int | None]:
+    """``search_lo``/``search_hi``: where the unfinished searches of a row stand together — the
+    smallest of their largest failing d and the largest of their smallest passing d
+    (:func:`projbench.search.search_bracket`); both None unless every unfinished search has
+    both ends."""
+    brackets = [search_bracket(c.search.passed) if c.search is not None else (None, None)
+                for c in chains if not c.done]
+    if not brackets or any(lo is None or hi is None for lo, hi in brackets):
+        return {"search_lo": None, "search_hi": None}
+    return {"search_lo": min(lo for lo, _ in brackets if lo is not None),
+            "search_hi": max(hi for _, hi in brackets if hi is not None)}
 
 
 def _row_status(chains: list[Any], reached: int, failed: str | None) -> str:
