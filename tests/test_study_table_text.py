@@ -63,7 +63,7 @@ def test_a_study_cut_short_counts_its_unfinished_searches(tmp_path: Path) -> Non
     for r in searching:
         if r["d_int90_mean"] is not None:
             assert "still searching" in d_int90_text(r) and "not reached" not in d_int90_text(r)
-        if r["search_lo"] is not None:  # the unfinished searches' bracket holds every seed's end
+        if r["search_lo"] is not None:  # a bracket, when shown, is a proper interval
             assert r["search_lo"] < r["search_hi"]
     assert all(r["search_lo"] is None and r["search_hi"] is None for r in complete.rows)
 
