@@ -197,6 +197,32 @@ def subspace_payload(
     ``sm.origin``), or when θ₀ is not reproducible from the origin and neither
     ``include_theta0`` nor a ``theta0_recipe`` is given.
     """
+    return _payload(sm, include_theta0=include_theta0, theta0_recipe=theta0_recipe, d=sm.d)
+
+
+def payload_size(sm: SubspaceModel, *, d: int | None = None, include_theta0: bool = False) -> int:
+    """``len(subspace_payload(...))`` of ``sm``, or of the same model with ``d`` trainable
+    coordinates instead of ``sm.d`` (same architecture, projection name, options and seeds).
+
+    Exact without building the projection at ``d``: P enters the file only through SHA-256
+    fingerprints, whose hex digests have a fixed length, so the payload written with a
+    θ_d of ``d`` zeros in place of ``sm.theta_d`` has the size the model at ``d`` would write.
+    Building P is what costs (a fastjl or dense P at D = 2·10⁵ and d = 10⁴ takes seconds), so a
+    table of sizes at many d builds one small model and calls this.
+    """
+    scales = sm.d - sm.projected_d  # with scaling="said": one trained scale per tensor
+    if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= scales):
+        raise InvalidArgumentError(
+            f"d must be an integer above the {scales} scales the model trains besides P, got {d!r}"
+        )
+    return len(_payload(sm, include_theta0=include_theta0, theta0_recipe=None, d=sm.d if d is None else d))
+
+
+def _payload(
+    sm: SubspaceModel, *, include_theta0: bool, theta0_recipe: Mapping[str, Any] | None, d: int
+) -> bytes:
+    """:func:`subspace_payload` with a θ_d of ``d`` entries: ``sm.theta_d`` itself when
+    ``d == sm.d``, else zeros of its dtype (what :func:`payload_size` measures)."""
     from projbench import __version__
 
     origin: ModelOrigin | None = sm.origin
@@ -216,7 +242,8 @@ def subspace_payload(
     if not include_theta0 and recipe is None:
         _check_theta0_reproducible(sm, origin)
 
-    tensors: list[tuple[str, torch.Tensor]] = [("theta_d", sm.theta_d.detach())]
+    theta_d = sm.theta_d.detach() if d == sm.d else torch.zeros(d, dtype=sm.theta_d.dtype)
+    tensors: list[tuple[str, torch.Tensor]] = [("theta_d", theta_d)]
     tensors += [("model." + k, v) for k, v in _extra_tensors(sm).items()]
     if include_theta0:
         tensors.append(("theta0", sm.theta0.detach()))
@@ -244,7 +271,7 @@ def subspace_payload(
         "projection_options": _json_scalar_dict("projection option", sm.projection_options),
         "seed": sm.seed,
         "per_layer": sm.per_layer,
-        "d": sm.d,
+        "d": d,
         "D": sm.D,
         **({"num_classes": origin.num_classes} if origin.num_classes is not None else {}),
         **({"scaling": sm.scaling} if sm.scaling != "none" else {}),

@@ -507,14 +507,16 @@ class SubspaceModel(nn.Module):
 
         return export_subspace(self, path, include_theta0=include_theta0, theta0_recipe=theta0_recipe)
 
-    def ship_bytes(self, *, include_theta0: bool = False) -> int:
+    def ship_bytes(self, *, include_theta0: bool = False, d: int | None = None) -> int:
         """Size in bytes of what :meth:`export` writes (header, θ_d, buffers, checksum).
 
-        Compare with :func:`state_dict_bytes` of the materialised model, the cost of shipping
-        every parameter."""
-        from projbench.export import subspace_payload
+        ``d``: the size the same model (architecture, projection name, options and seeds) would
+        write with ``d`` trainable coordinates, exact without building that projection
+        (:func:`projbench.export.payload_size`). Compare with :func:`state_dict_bytes` of the
+        materialised model, the cost of shipping every parameter."""
+        from projbench.export import payload_size
 
-        return len(subspace_payload(self, include_theta0=include_theta0))
+        return payload_size(self, d=d, include_theta0=include_theta0)
 
     # -- state dict ------------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:

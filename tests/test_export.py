@@ -125,6 +125,38 @@ def test_buffers_count_in_ship_bytes() -> None:
     assert state_dict_bytes(sm.materialize()) == 4 * sm.D + buffer_bytes
 
 
+SIZE_AT_D = [
+    ("fc", "digits", "dense", {}),
+    ("fc", "digits", "sparse", {}),
+    ("lenet", "digits", "fastfood", {}),
+    ("fc", "digits", "fastjl", {"variant": "report"}),
+    ("resnet20", "cifar10", "fastjl", {"architecture_options": {"scale": 0.25}}),
+    ("lenet", "digits", "kronecker-sum", {"per_layer": True}),
+    ("fc", "digits", "fastfood", {"scaling": "said"}),
+]
+
+
+@pytest.mark.parametrize(("arch", "dataset", "projection", "kw"), SIZE_AT_D)
+@pytest.mark.parametrize("d", [9, 10, 1234])
+def test_size_at_another_d_is_the_size_that_model_writes(arch, dataset, projection, kw, d) -> None:  # type: ignore[no-untyped-def]
+    """ship_bytes(d=…) of a small model == ship_bytes() of the model built at d (digits of d,
+    shapes and offsets in the header included), with and without θ₀."""
+    small = SubspaceModel.from_names(arch, dataset, projection, d=8, seed=5, **kw)
+    at_d = SubspaceModel.from_names(arch, dataset, projection, d=d, seed=5, **kw)
+    for include in (False, True):
+        assert small.ship_bytes(d=d, include_theta0=include) == at_d.ship_bytes(include_theta0=include)
+    assert small.ship_bytes(d=8) == small.ship_bytes() == len(E.subspace_payload(small))
+
+
+def test_size_at_a_d_below_the_trained_scales_is_refused() -> None:
+    sm = SubspaceModel.from_names("fc", "digits", "fastfood", d=8, scaling="said")
+    n_scales = sm.d - sm.projected_d
+    with pytest.raises(InvalidArgumentError, match=f"above the {n_scales} scales"):
+        sm.ship_bytes(d=n_scales)
+    with pytest.raises(InvalidArgumentError, match="integer"):
+        sm.ship_bytes(d=True)  # type: ignore[arg-type]
+
+
 # --- versions ---------------------------------------------------------------------------------
 
 

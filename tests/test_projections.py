@@ -335,7 +335,7 @@ def test_fastjl_report_variant_is_the_reports_construction() -> None:
 
     from projbench.builtin.fastjl import report_q
 
-    d, D = 200, 1000
+    d, D = 100, 120  # L = 128: q = 2·ln²(128)/100 ≈ 0.47 < 1
     p = projbench.make_projection("fastjl", d=d, D=D, seed=3, dtype=torch.float64, variant="report")
     L = p.L
     assert p.q == pytest.approx(2 * math.log(L) ** 2 / d) and p.q == report_q(L, d) and p.q < 1
@@ -352,7 +352,7 @@ def test_fastjl_report_variant_is_the_reports_construction() -> None:
     torch.testing.assert_close(p.to_dense(), ref)
     # deliberately not unit-norm: mean ‖P e_j‖² ≈ q^(2/3), and the contract check says so
     with pytest.raises(testing.ContractError, match="expected 1"):
-        testing.check_column_norms("fastjl", d=d, D=D, variant="report")
+        testing.check_column_norms("fastjl", d=d, D=D, variant="report", seeds=(0, 1))
     mean = float(testing.build("fastjl", d, D, variant="report").to_dense().pow(2).sum(0).mean())
     assert mean == pytest.approx(p.q ** (2 / 3), rel=0.1)
     # the default stays normalised; an unknown variant is one clear error

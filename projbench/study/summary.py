@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
     """One row per (pair, variant, projection): the study table's content."""
     out = []
+    sizes: dict[int, tuple[int | None, int | None]] = {}  # per pair: building a model costs ~30 ms
     for group in engine.groups:
         pair = engine.spec.pairs[group.pair]
-        num_params = _parameter_count(pair)
+        if group.pair not in sizes:
+            sizes[group.pair] = (_parameter_count(pair), _state_dict_bytes(pair))
+        num_params, full_bytes = sizes[group.pair]
         base_ids = {s.run_id for specs in group.baseline_specs.values() for s in specs}
-        full_bytes = _state_dict_bytes(pair)
         for label in pair.projections:
             chains = [c for c in engine.chains if c.group == group.index and c.projection == label]
             crossings = [c.crossing for c in chains if c.crossing is not None]
@@ -88,7 +90,7 @@ def table_rows(engine: StudyEngine) -> list[dict[str, Any]]:
                     "curve": _accuracy_curve(crossings),
                     "threshold": pair.search["threshold"],
                     **direct_summary(engine, group),
-                    **_shipping(pair, engine.spec.projection(label), ds.mean, num_params, full_bytes, group),
+                    **_shipping(pair, engine.spec.projection(label), ds.mean, full_bytes, group),
                 }
             )
     return out
@@ -256,8 +258,7 @@ def _state_dict_bytes(pair: Any) -> int | None:
 
 
 def _shipping(
-    pair: Any, entry: Any, d_mean: float | None, num_params: int | None, full_bytes: int | None,
-    group: Group | None = None,
+    pair: Any, entry: Any, d_mean: float | None, full_bytes: int | None, group: Group | None = None,
 ) -> dict[str, Any]:
     """Bytes to ship the subspace-trained model at d = d_int90 (names, seeds, θ_d, buffers:
     :meth:`projbench.subspace.SubspaceModel.ship_bytes`) next to the full state_dict's size
@@ -268,20 +269,20 @@ def _shipping(
         return {"bytes_to_ship": None, "state_dict_bytes": None}
     try:
         from projbench.subspace import SubspaceModel
+        from projbench.training_runs import tensor_count
 
         d = max(round(d_mean), 1)
-        # the payload does not depend on P's values: build the cheapest exact stand-in when
-        # the study's projection would be a large dense matrix
-        name = entry.name
-        if name == "dense" and (num_params or 0) * d > 5e7:
-            name = "sparse"
+        scaling = group.scaling if group is not None else "none"
+        # the payload depends on P only through fixed-length fingerprints: build the model at
+        # the smallest d it accepts (cheap for every projection) and size the file at d
+        small = min(d, 1 + (tensor_count(pair.architecture, pair.dataset, num_classes=pair.num_classes)
+                             if scaling == "said" else 0))
         model = SubspaceModel.from_names(
-            pair.architecture, pair.dataset, name, d, 0, num_classes=pair.num_classes,
-            scaling=group.scaling if group is not None else "none",
-            **(entry.options if name == entry.name else {}),
+            pair.architecture, pair.dataset, entry.name, small, 0, num_classes=pair.num_classes,
+            scaling=scaling, **entry.options,
         )
         stored = group is not None and group.theta0 is not None and group.theta0.source == "checkpoint"
-        return {"bytes_to_ship": model.ship_bytes(include_theta0=stored), "state_dict_bytes": full_bytes}
+        return {"bytes_to_ship": model.ship_bytes(include_theta0=stored, d=d), "state_dict_bytes": full_bytes}
     except (ProjbenchError, MemoryError):  # an informational column must not break the table
         return {"bytes_to_ship": None, "state_dict_bytes": None}
 
