@@ -139,6 +139,24 @@ def test_robustness_converged_is_the_lr_axis_of_robustness_mnist_at_li2018_recip
     assert pair.run["train_subset"] is None and fc_short.run["train_subset"] == 10000
 
 
+def test_lenet_sgd_best_is_the_reimplementation_recipe_with_every_epoch_evaluated() -> None:
+    """Plain SGD at lr 0.01 without L2, batch 128, 100 epochs, the best of every epoch's test
+    accuracy, LeNet on MNIST only, the two d values being compared."""
+    from projbench.study.spec_files import load_spec
+
+    spec = load_spec("lenet-sgd-best")
+    (pair,) = spec.pairs
+    assert (pair.architecture, pair.dataset) == ("lenet", "mnist")
+    r = pair.recipe
+    assert (r["optimizer"], r["lr"], r["momentum"], r["weight_decay"]) == ("sgd", 0.01, 0.0, 0.0)
+    assert (r["epochs"], r["batch_size"]) == (100, 128)
+    assert list(r["eval_epochs"]) == list(range(1, 101))
+    assert pair.search["method"] == "grid" and pair.search["grid"] == [170, 290]
+    assert pair.search["accuracy"] == "best" and pair.search["baseline"] == "local"
+    assert [p.label for p in spec.projections] == ["fastfood"]
+    assert spec.run_count() == "6"  # 2 seeds × (2 grid d + 1 baseline)
+
+
 def test_kronecker_mnist_preset_is_cpu_budget_on_mnist() -> None:
     """kronecker-mnist is cpu-budget's MNIST pairs, seeds, search and recipe with the Kronecker
     projections beside fastfood, whose runs keep the identities (the ids) of the committed
