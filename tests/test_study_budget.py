@@ -149,6 +149,24 @@ def test_budget_bars_reach_down_to_the_search_bracket(tmp_path: Path) -> None:
     assert below[0] > 0.5 * rows[0]["d_int90_mean"]  # epoch 1: visited only coarsely, a long bar
 
 
+def test_budget_figure_for_ended_searches_and_none_for_a_pair_still_searching(tmp_path: Path) -> None:
+    import warnings
+
+    from projbench.study.budget import budget_figure
+
+    out = run_study(spec("bisect", d_min=10, d_max=2000, rtol=0.1), tmp_path / "b", pool=InlinePool(),
+                    run_fn=CurveRuns(grid_acc))
+    rows = budget_rows(out.engine)
+    searching = [{**r, "architecture": "other", "d_int90_mean": None, "d_int90_min": None,
+                  "d_int90_max": None, "reached": 0, "seeds": 0} for r in rows]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "no artists with labels" for a legend
+        paths = budget_figure(rows + searching, tmp_path / "fig")
+    assert [p.name for p in paths] == ["d_int90_vs_budget_toy_toyset.png"]
+    assert paths[0].stat().st_size > 0
+    assert not (tmp_path / "fig" / "d_int90_vs_budget_other_toyset.png").exists()
+
+
 def test_figures_draw_every_variant_and_censor_not_reached_cells(tmp_path: Path) -> None:
     from projbench.report.study_figures import _bound, write_figures
 

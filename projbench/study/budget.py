@@ -192,7 +192,8 @@ def budget_figure(rows: list[dict[str, Any]], out_dir: Any) -> list[Any]:
     """``d_int90_vs_budget_<arch>_<dataset>.png`` per pair: d_int90 (mean over seeds) against
     training epochs (log-log), one line per (variant, projection), with the bars of
     :func:`error_bars` (seeds and the search's bracket); budgets where a seed did not reach the
-    target are drawn as open markers at the largest d tried."""
+    target are drawn as open markers at the largest d tried. A pair none of whose seeds has ended
+    its search gets no figure."""
     from pathlib import Path
 
     import matplotlib
@@ -210,6 +211,7 @@ def budget_figure(rows: list[dict[str, Any]], out_dir: Any) -> list[Any]:
         fig, ax = plt.subplots(figsize=(6, 4))
         mine = [r for r in rows if (r["architecture"], r["dataset"]) == (arch, ds)]
         lines = sorted({(r["variant"], r["projection"]) for r in mine})
+        drawn = False
         for variant, proj in lines:
             pts = [r for r in rows if (r["architecture"], r["dataset"], r["variant"], r["projection"])
                    == (arch, ds, variant, proj)]
@@ -219,11 +221,16 @@ def budget_figure(rows: list[dict[str, Any]], out_dir: Any) -> list[Any]:
                 x = [r["epochs"] for r in reached]
                 y = [r["d_int90_mean"] for r in reached]
                 ax.errorbar(x, y, yerr=list(error_bars(reached)), marker="o", capsize=3, label=label)
+                drawn = True
             partial = [r for r in pts if r["reached"] < r["seeds"]]
             if partial:
                 ax.scatter([r["epochs"] for r in partial],
                            [r["d_int90_max"] or 1 for r in partial], marker="o", facecolors="none",
                            edgecolors="grey", label=f"{label}: some seeds not reached")
+                drawn = True
+        if not drawn:  # no seed has ended its search at any budget yet: no empty figure
+            plt.close(fig)
+            continue
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training budget (epochs)")
