@@ -40,6 +40,7 @@ STUDIES = {
 IN_PROGRESS = {
     "study-li2018-mnist": ("li2018-mnist", 51),
     "study-robustness-converged": ("robustness-converged", 0),
+    "study-lenet-sgd-best": ("lenet-sgd-best", 0),
 }
 #: small complete studies resumed here (resuming copies the folder and replays every search)
 RESUMED = ("study-burn-in", "study-fastjl-stability")
