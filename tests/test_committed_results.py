@@ -41,6 +41,7 @@ STUDIES = {
 IN_PROGRESS = {
     "study-robustness-converged": ("robustness-converged", 0),
     "study-lenet-sgd-best": ("lenet-sgd-best", 0),
+    "study-lenet-sgd-per-layer": ("lenet-sgd-per-layer", 0),
 }
 #: small complete studies resumed here (resuming copies the folder and replays every search)
 RESUMED = ("study-burn-in", "study-fastjl-stability")

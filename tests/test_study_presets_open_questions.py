@@ -157,6 +157,22 @@ def test_lenet_sgd_best_is_the_reimplementation_recipe_with_every_epoch_evaluate
     assert spec.run_count() == "6"  # 2 seeds × (2 grid d + 1 baseline)
 
 
+def test_lenet_sgd_per_layer_is_lenet_sgd_best_in_the_per_tensor_geometry() -> None:
+    """The same pair, grid, search and recipe as lenet-sgd-best except per_layer, one seed and
+    lr × 10: SGD with P scaled by √10 (LeNet's 10 tensors, each with its own unit-norm P) moves
+    θ as SGD at 10 times the lr does with projbench's 1/√k-scaled per-layer P."""
+    from projbench.study.spec_files import load_spec
+    from projbench.training_runs import tensor_count
+
+    geometry, plain = load_spec("lenet-sgd-per-layer"), load_spec("lenet-sgd-best")
+    (pair,), (base,) = geometry.pairs, plain.pairs
+    assert pair.run["per_layer"] is True and base.run["per_layer"] is False
+    assert pair.search == base.search and geometry.seeds == [0]
+    assert pair.recipe["lr"] == pytest.approx(base.recipe["lr"] * tensor_count("lenet", "mnist"))
+    assert {k: v for k, v in pair.recipe.items() if k != "lr"} == {
+        k: v for k, v in base.recipe.items() if k != "lr"}
+
+
 def test_kronecker_mnist_preset_is_cpu_budget_on_mnist() -> None:
     """kronecker-mnist is cpu-budget's MNIST pairs, seeds, search and recipe with the Kronecker
     projections beside fastfood, whose runs keep the identities (the ids) of the committed
