@@ -33,6 +33,7 @@ STUDIES = {
     "study-fastjl-stability": ("582fb3e13d2d", 38, 0, 12.8825),
     "study-kronecker-mnist": ("546fef391484", 100, 1, 71.0277),
     "study-lenet-sgd-best": ("73c025a6fc17", 6, 0, 5.2432),
+    "study-lenet-sgd-per-layer": ("ef8d007d338f", 3, 0, 2.7871),
     "study-li2018-mnist": ("af2222961843", 72, 7, 59.8909),
     "study-robustness-mnist": ("c33bf2602065", 456, 0, 287.329),
     "study-transfer": ("146f5bc31999", 175, 0, 140.345),
@@ -41,7 +42,6 @@ STUDIES = {
 #: here: read from a copy, never opened in place
 IN_PROGRESS = {
     "study-robustness-converged": ("robustness-converged", 0),
-    "study-lenet-sgd-per-layer": ("lenet-sgd-per-layer", 0),
 }
 #: small complete studies resumed here (resuming copies the folder and replays every search)
 RESUMED = ("study-burn-in", "study-fastjl-stability")

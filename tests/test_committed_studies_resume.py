@@ -15,7 +15,7 @@ from projbench.study.store import read_study
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 #: folders of studies still being run (a resume would train their missing runs)
-IN_PROGRESS = {"study-robustness-converged", "study-lenet-sgd-per-layer"}
+IN_PROGRESS = {"study-robustness-converged"}
 FOLDERS = sorted(p.name for p in RESULTS.glob("study-*") if p.name not in IN_PROGRESS)
 
 
