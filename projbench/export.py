@@ -207,8 +207,8 @@ def payload_size(sm: SubspaceModel, *, d: int | None = None, include_theta0: boo
     Exact without building the projection at ``d``: P enters the file only through SHA-256
     fingerprints, whose hex digests have a fixed length, so the payload written with a
     θ_d of ``d`` zeros in place of ``sm.theta_d`` has the size the model at ``d`` would write.
-    Building P is what costs (a fastjl or dense P at D = 2·10⁵ and d = 10⁴ takes seconds), so a
-    table of sizes at many d builds one small model and calls this.
+    Building P is what costs (a fastjl P at D = 2·10⁵ and d = 10⁴ takes about a second, a dense
+    one 8 GB), so a table of sizes at many d builds one small model and calls this.
     """
     scales = sm.d - sm.projected_d  # with scaling="said": one trained scale per tensor
     if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= scales):
