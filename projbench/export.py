@@ -212,9 +212,9 @@ def payload_size(sm: SubspaceModel, *, d: int | None = None, include_theta0: boo
     """
     scales = sm.d - sm.projected_d  # with scaling="said": one trained scale per tensor
     if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= scales):
-        raise InvalidArgumentError(
-            f"d must be an integer above the {scales} scales the model trains besides P, got {d!r}"
-        )
+        least = (f"an integer above the {scales} scales the model trains besides P" if scales
+                 else "a positive integer")
+        raise InvalidArgumentError(f"d must be {least}, got {d!r}")
     return len(_payload(sm, include_theta0=include_theta0, theta0_recipe=None, d=sm.d if d is None else d))
 
 
